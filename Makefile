@@ -1,0 +1,39 @@
+# Stageline: humans and CI run the same targets. `make help` lists them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint unit system-deps clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the three services with dev tools
+
+run: install ## Start broker, Postgres and the three services (Ctrl-C stops all)
+	$(PY) -m stageline_devstack run
+
+system-deps: ## Debian packages the tests need (docker-compose, to validate docker-compose.yml)
+	@command -v docker-compose >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose >/dev/null; }
+
+test: install system-deps ## Run the whole test suite (starts its own broker and Postgres)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: install ## Only the fast tests (no broker, no Postgres)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy over code and tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared services deploy tests
+
+clean: ## Remove the venv and local data (.stageline)
+	rm -rf $(VENV) .stageline

@@ -1,0 +1,1 @@
+"""The read API for CRM tools: stage counts, customers and timelines."""

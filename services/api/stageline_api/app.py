@@ -1,0 +1,39 @@
+"""The read API's FastAPI application: engine made in lifespan, disposed after."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from stageline_shared.database import make_engine
+from stageline_shared.errors import install_error_handlers
+from stageline_shared.http_metrics import instrument
+from stageline_shared.journeys import load_journeys
+
+from stageline_api.endpoints import router
+from stageline_api.settings import ApiSettings
+
+log = logging.getLogger("stageline_api")
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    journeys = load_journeys(settings.journeys_file)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = make_engine(settings.database_url, pool_size=10)
+        log.info("api ready: journeys %s", ", ".join(journeys))
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(title="Stageline API", version="0.1.0", lifespan=lifespan,
+                  description="Live customer-journey stages for CRM tools.")
+    app.state.settings = settings
+    app.state.journeys = journeys
+    install_error_handlers(app)
+    instrument(app, "api")
+    app.include_router(router)
+    return app

@@ -1,0 +1,129 @@
+"""Read API routes: journeys, stage counts, a customer's stage and timeline."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from stageline_shared.errors import ApiError, json_response
+from stageline_shared.health import readiness
+from stageline_shared.journeys import Journey
+
+from stageline_api import cursor, repository
+from stageline_api.schemas import (
+    CustomerOut,
+    CustomerStage,
+    JourneyList,
+    JourneyOut,
+    LastTouchpoint,
+    StageCount,
+    StageCounts,
+    Timeline,
+    TimelineItem,
+)
+
+router = APIRouter()
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown journey or customer"}}
+
+
+async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    engine: AsyncEngine = request.app.state.db
+    async with engine.connect() as conn:
+        yield conn
+
+
+Conn = Annotated[AsyncConnection, Depends(connection)]
+
+
+def _journey(request: Request, name: str) -> Journey:
+    journeys: dict[str, Journey] = request.app.state.journeys
+    if name not in journeys:
+        raise ApiError(404, "unknown_journey", f"journey {name[:100]!r} is not defined; "
+                       f"known journeys: {', '.join(journeys)}")
+    return journeys[name]
+
+
+@router.get("/v1/journeys")
+async def list_journeys(request: Request) -> JourneyList:
+    """Every journey with its ordered stages."""
+    return JourneyList(journeys=[
+        JourneyOut(name=j.name, description=j.description, progression=j.progression,
+                   stages=j.stages)
+        for j in request.app.state.journeys.values()
+    ])
+
+
+@router.get("/v1/journeys/{journey}/stages", responses=NOT_FOUND)
+async def journey_stages(request: Request, journey: str, conn: Conn) -> StageCounts:
+    """Customers currently in each stage, from the counters the stager maintains."""
+    definition = _journey(request, journey)
+    counts = await repository.stage_counts(conn, definition.name)
+    stages = [StageCount(stage=s, customers=counts.get(s, 0)) for s in definition.stages]
+    return StageCounts(journey=definition.name, stages=stages, total=sum(s.customers for s in stages))
+
+
+@router.get("/v1/customers/{customer_id}", responses=NOT_FOUND)
+async def customer(
+    request: Request, customer_id: str, conn: Conn, journey: str | None = None
+) -> CustomerOut:
+    """A customer's current stage per journey (or in one), when entered, and last touchpoint."""
+    if journey is not None:
+        _journey(request, journey)
+    last = await repository.last_touchpoint(conn, customer_id)
+    if last is None:
+        raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
+    stages = [
+        CustomerStage(journey=row.journey, stage=row.stage, entered_at=row.entered_at)
+        for row in await repository.customer_stages(conn, customer_id)
+        if journey is None or row.journey == journey
+    ]
+    return CustomerOut(
+        customer_id=customer_id, stages=stages,
+        last_touchpoint=LastTouchpoint(event_id=last.event_id, event=last.event,
+                                       channel=last.channel, occurred_at=last.occurred_at),
+    )
+
+
+@router.get("/v1/customers/{customer_id}/timeline", responses=NOT_FOUND)
+async def customer_timeline(
+    request: Request,
+    customer_id: str,
+    conn: Conn,
+    journey: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[str | None, Query(alias="cursor")] = None,
+) -> Timeline:
+    """Touchpoints and stage changes in time order; follow next_cursor for the next page."""
+    if journey is not None:
+        _journey(request, journey)
+    rows = await repository.timeline(conn, customer_id, journey, cursor.decode(after), limit + 1)
+    if not rows and after is None:
+        raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
+    page = rows[:limit]
+    items = [
+        TimelineItem(
+            type="touchpoint" if row.kind == 0 else "stage_changed",
+            occurred_at=row.occurred_at, event_id=row.event_id, event=row.event,
+            channel=row.channel, properties=row.properties, journey=row.journey,
+            from_stage=row.from_stage, to_stage=row.to_stage,
+        )
+        for row in page
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = cursor.encode((last.occurred_at, last.kind, last.sort_key))
+    return Timeline(customer_id=customer_id, items=items, next_cursor=next_cursor)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,
+                                    request.app.state.db)
+    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)

@@ -1,0 +1,8 @@
+"""API settings (STAGELINE_* environment variables; see the README table)."""
+
+from stageline_shared.settings import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000

@@ -1,0 +1,1 @@
+"""Ingest: HTTP endpoint that validates touchpoints and produces them to Kafka."""

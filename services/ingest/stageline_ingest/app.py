@@ -1,0 +1,56 @@
+"""The ingest FastAPI application: producer made in lifespan, closed after."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+from stageline_shared.errors import install_error_handlers
+from stageline_shared.http_metrics import instrument
+from stageline_shared.kafka import ensure_topics
+
+from stageline_ingest.endpoints import router
+from stageline_ingest.producer import TouchpointProducer
+from stageline_ingest.settings import IngestSettings
+
+log = logging.getLogger("stageline_ingest")
+
+
+async def _wait_for_broker(settings: IngestSettings) -> None:
+    """Create the topic, retrying while the broker comes up (bounded by startup_timeout_s)."""
+    async with asyncio.timeout(settings.startup_timeout_s):
+        while True:
+            try:
+                await ensure_topics(
+                    settings.kafka_bootstrap_servers, {settings.topic: settings.topic_partitions}
+                )
+                return
+            except (KafkaError, OSError) as exc:
+                log.warning("broker %s not ready (%r); retrying", settings.kafka_bootstrap_servers, exc)
+                await asyncio.sleep(1)
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _wait_for_broker(settings)
+        producer = TouchpointProducer(settings)
+        await producer.start()
+        app.state.producer = producer
+        log.info("ingest ready: producing to %s on %s", settings.topic, settings.kafka_bootstrap_servers)
+        try:
+            yield
+        finally:
+            await producer.stop()
+            log.info("producer stopped")
+
+    app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    instrument(app, "ingest")
+    app.include_router(router)
+    return app

@@ -1,0 +1,84 @@
+"""Turning a request body into accepted touchpoints and per-index rejections (no I/O)."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from stageline_shared.errors import ApiError
+from stageline_shared.events import (
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    Touchpoint,
+    TouchpointIn,
+    describe_validation_error,
+    stamp,
+)
+
+
+@dataclass
+class Intake:
+    """The outcome of validating one request."""
+
+    accepted: list[Touchpoint] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def _items(body: bytes) -> tuple[list[Any], bool]:
+    """The request's events and whether it was a batch; raises ApiError for a bad envelope."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ApiError(
+            400, "invalid_body",
+            f"request body must be a JSON object (one event or {{\"batch\": [...]}}), "
+            f"got {type(document).__name__}",
+        )
+    if "batch" not in document:
+        return [document], False
+    batch = document["batch"]
+    if len(document) > 1:
+        others = ", ".join(sorted(k for k in document if k != "batch"))
+        raise ApiError(400, "invalid_body", f"a batch body takes only \"batch\"; unexpected: {others}")
+    if not isinstance(batch, list):
+        raise ApiError(400, "invalid_body", "batch must be a JSON array of events")
+    if not batch:
+        raise ApiError(422, "no_valid_events", "batch is empty")
+    if len(batch) > MAX_BATCH_EVENTS:
+        raise ApiError(
+            413, "too_many_events", f"batch has {len(batch)} events; the limit is {MAX_BATCH_EVENTS}"
+        )
+    return batch, True
+
+
+def _validate(item: Any, received_at: datetime) -> Touchpoint | tuple[str, str]:
+    if not isinstance(item, dict):
+        return "invalid", f"event must be a JSON object, got {type(item).__name__}"
+    size = len(orjson.dumps(item))
+    if size > MAX_EVENT_BYTES:
+        return "too_large", f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
+    try:
+        event = TouchpointIn.model_validate(item)
+    except ValidationError as exc:
+        return "invalid", describe_validation_error(exc)
+    return stamp(event, received_at)
+
+
+def read_events(body: bytes, received_at: datetime) -> Intake:
+    """Validate every event; the good ones are kept even when others are rejected."""
+    items, is_batch = _items(body)
+    intake = Intake()
+    for index, item in enumerate(items):
+        result = _validate(item, received_at)
+        if isinstance(result, Touchpoint):
+            intake.accepted.append(result)
+        else:
+            reason, message = result
+            intake.reasons.append(reason)
+            intake.rejected.append({"index": index, "error": message} if is_batch else
+                                   {"index": 0, "error": message})
+    return intake

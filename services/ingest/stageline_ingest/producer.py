@@ -1,0 +1,62 @@
+"""Producing touchpoints to Kafka with acks=all, bounded in time."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from stageline_shared.events import Touchpoint
+
+from stageline_ingest.metrics import PRODUCE_SECONDS
+from stageline_ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge every event in time."""
+
+
+class TouchpointProducer:
+    """Keyed by customer_id so one customer's events stay in one partition, in order."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.topic = settings.topic
+        self.timeout_s = settings.produce_timeout_s
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id="stageline-ingest",
+            acks="all",
+            linger_ms=settings.linger_ms,
+            compression_type=None if settings.compression == "none" else settings.compression,
+            request_timeout_ms=int(settings.produce_timeout_s * 1000),
+            max_batch_size=1024 * 1024,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def produce(self, touchpoints: Sequence[Touchpoint]) -> None:
+        """Return only once the broker holds every event; else raise BrokerUnavailable."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                futures = [
+                    await self._producer.send(
+                        self.topic, touchpoint.to_json(), key=touchpoint.customer_id.encode()
+                    )
+                    for touchpoint in touchpoints
+                ]
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"the broker did not acknowledge the events within {self.timeout_s:g}s"
+            ) from None
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"the broker refused the events: {exc}") from None
+        PRODUCE_SECONDS.observe(time.perf_counter() - started)

@@ -1,0 +1,16 @@
+"""Ingest settings (STAGELINE_* environment variables; see the README table)."""
+
+from typing import Literal
+
+from pydantic import Field
+from stageline_shared.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = 8001
+    produce_timeout_s: float = Field(default=10.0, gt=0)
+    retry_after_s: int = Field(default=5, ge=1)
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+    compression: Literal["none", "gzip", "lz4", "zstd"] = "none"
+    linger_ms: int = Field(default=5, ge=0)

@@ -1,0 +1,1 @@
+"""The stager: applies touchpoints from Kafka to journey stages in Postgres."""

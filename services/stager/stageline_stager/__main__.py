@@ -1,0 +1,59 @@
+"""`stageline-stager`: run one stager process (join the consumer group, serve /metrics)."""
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvicorn
+from stageline_shared.database import make_engine
+from stageline_shared.journeys import JourneyDefinitionError, load_journeys
+from stageline_shared.kafka import ensure_topics
+from stageline_shared.logs import setup_logging
+
+from stageline_stager.consumer import StagerLoop
+from stageline_stager.engine import JourneyEngine
+from stageline_stager.http import EmbeddedServer, make_app
+from stageline_stager.settings import StagerSettings
+
+log = logging.getLogger("stageline_stager")
+
+
+async def serve(settings: StagerSettings) -> None:
+    journeys = load_journeys(settings.journeys_file)
+    log.info("journeys loaded from %s: %s", settings.journeys_file, ", ".join(journeys))
+    cluster_id = await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        {settings.topic: settings.topic_partitions, settings.dlq_topic: 1},
+    )
+    db = make_engine(settings.database_url)
+    loop = StagerLoop(settings, db, [JourneyEngine(j) for j in journeys.values()], cluster_id)
+    server = EmbeddedServer(uvicorn.Config(
+        make_app(settings.kafka_bootstrap_servers, db), host=settings.stager_host,
+        port=settings.stager_port, log_level="warning", lifespan="off",
+    ))
+    running = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        running.add_signal_handler(sig, loop.stop)
+    http_task = asyncio.create_task(server.serve())
+    try:
+        await loop.run()
+    finally:
+        server.should_exit = True
+        await http_task
+        await db.dispose()
+
+
+def main() -> None:
+    settings = StagerSettings()
+    setup_logging(settings.log_level, "stager")
+    try:
+        asyncio.run(serve(settings))
+    except JourneyDefinitionError as exc:
+        log.error("invalid journey definition: %s", exc)
+        sys.exit(2)
+    log.info("stager exited cleanly")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The consume loop: poll → decode → dead-letter → apply + store offsets in one transaction.
+
+Offsets live in Postgres beside the effects they cover, and the consumer seeks to them whenever
+partitions are assigned, so a crash at any point replays only what was not committed, and the
+replayed records are deduplicated by event_id.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import ConsumerStoppedError, KafkaError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from stageline_shared.events import Touchpoint
+
+from stageline_stager import metrics
+from stageline_stager.dead_letter import Rejected, decode, send_to_dead_letter
+from stageline_stager.engine import JourneyEngine
+from stageline_stager.repository import BatchOutcome, apply_touchpoints, read_offsets, store_offsets
+from stageline_stager.settings import StagerSettings
+
+log = logging.getLogger(__name__)
+
+Batch = dict[TopicPartition, list[Any]]
+
+
+class SeekToStoredOffsets(ConsumerRebalanceListener):
+    """On assignment, resume every partition from the offset stored in Postgres."""
+
+    def __init__(self, loop: "StagerLoop") -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        # Nothing to flush: a batch is committed with its offsets or not at all.
+        if revoked:
+            log.info("partitions revoked: %s", _names(revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._loop.seek_to_stored(assigned)
+
+
+def _names(partitions: Sequence[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(partitions)) or "none"
+
+
+class StagerLoop:
+    """Owns the consumer and the dead-letter producer for one stager process."""
+
+    def __init__(
+        self,
+        settings: StagerSettings,
+        db: AsyncEngine,
+        engines: Sequence[JourneyEngine],
+        cluster_id: str,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.engines = list(engines)
+        self.cluster_id = cluster_id
+        self._stopping = asyncio.Event()
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self._last_outcome = BatchOutcome()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.group_id,
+            client_id="stageline-stager",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.dead_letters = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+            client_id="stageline-stager-dlq",
+        )
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit it and return (signal-safe)."""
+        if not self._stopping.is_set():
+            log.info("stop requested: finishing the batch in hand")
+        self._stopping.set()
+
+    async def seek_to_stored(self, assigned: Sequence[TopicPartition]) -> None:
+        if not assigned:
+            return
+        async with self.db.connect() as conn:
+            stored = await read_offsets(
+                conn, self.settings.group_id, self.cluster_id, sorted({tp.topic for tp in assigned})
+            )
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+            self._next_offsets.pop(tp, None)
+        log.info(
+            "partitions assigned: %s (resuming from %s)",
+            _names(assigned),
+            {f"{tp.partition}": stored.get((tp.topic, tp.partition), "start") for tp in assigned},
+        )
+
+    async def run(self) -> None:
+        """Consume until stop() is called or the consumer is stopped."""
+        await self.dead_letters.start()
+        try:
+            self.consumer.subscribe([self.settings.topic], listener=SeekToStoredOffsets(self))
+            await self.consumer.start()
+            log.info(
+                "consuming %s as group %s (cluster %s)",
+                self.settings.topic, self.settings.group_id, self.cluster_id,
+            )
+            await self._consume()
+        finally:
+            await self.consumer.stop()
+            await self.dead_letters.stop()
+            log.info("consumer stopped")
+
+    async def _consume(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await self.consumer.getmany(
+                    timeout_ms=self.settings.poll_ms, max_records=self.settings.max_batch
+                )
+            except ConsumerStoppedError:
+                return
+            except KafkaError as exc:
+                log.warning("poll failed, retrying: %r", exc)
+                await asyncio.sleep(1)
+                continue
+            if batch:
+                await self._process(batch)
+            self._report_lag()
+
+    async def _process(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        touchpoints: list[Touchpoint] = []
+        rejected: list[Rejected] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for tp, records in batch.items():
+            for record in records:
+                decoded = decode(record)
+                if isinstance(decoded, Touchpoint):
+                    touchpoints.append(decoded)
+                else:
+                    rejected.append(decoded)
+            offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
+        if rejected and not await self._retry("dead-letter", lambda: send_to_dead_letter(
+            self.dead_letters, self.settings.dlq_topic, rejected
+        )):
+            return  # stopping before the dead letters were acked: the batch will be replayed
+        if not await self._retry("database", lambda: self._commit(touchpoints, offsets)):
+            return
+        outcome = self._last_outcome
+        for (topic, partition), offset in offsets.items():
+            self._next_offsets[TopicPartition(topic, partition)] = offset
+        applied, duplicates, transitions = outcome.applied, outcome.duplicates, outcome.transitions
+        metrics.EVENTS_APPLIED.inc(applied)
+        metrics.DUPLICATES_SKIPPED.inc(duplicates)
+        for journey, transition in transitions:
+            metrics.TRANSITIONS.labels(
+                journey, transition.from_stage or "none", transition.to_stage
+            ).inc()
+        count = sum(len(r) for r in batch.values())
+        metrics.BATCH_RECORDS.observe(count)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        log.debug(
+            "batch: %d records, %d applied, %d duplicates, %d dead-lettered, %d transitions",
+            count, applied, duplicates, len(rejected), len(transitions),
+        )
+
+    async def _commit(
+        self, touchpoints: list[Touchpoint], offsets: dict[tuple[str, int], int]
+    ) -> None:
+        async with self.db.begin() as conn:
+            self._last_outcome = await apply_touchpoints(conn, self.engines, touchpoints)
+            await store_offsets(conn, self.settings.group_id, self.cluster_id, offsets)
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[None]]) -> bool:
+        """Run attempt() until it succeeds (True) or the loop is stopping (False).
+
+        A passing outage must neither skip records nor crash-loop the process.
+        """
+        while True:
+            try:
+                await attempt()
+                return True
+            except (OperationalError, DBAPIError, KafkaError, OSError) as exc:
+                reason = type(getattr(exc, "orig", exc)).__name__
+                metrics.DB_RETRIES.labels(reason).inc()
+                if self._stopping.is_set():
+                    log.warning("%s failed while stopping; batch left for replay: %r", what, exc)
+                    return False
+                log.warning("%s failed (%s), retrying in %.1fs", what, reason, self.settings.db_retry_s)
+                await asyncio.sleep(self.settings.db_retry_s)
+
+    def _report_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            next_offset = self._next_offsets.get(tp)
+            if highwater is not None and next_offset is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                    max(0, highwater - next_offset)
+                )

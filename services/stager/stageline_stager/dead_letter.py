@@ -1,0 +1,55 @@
+"""Decoding records and routing the ones that break the contract to the dead-letter topic."""
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from stageline_shared.events import Touchpoint
+
+from stageline_stager.metrics import DEAD_LETTERED
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    record: ConsumerRecord[bytes, bytes]
+    reason: str  # low-cardinality label: undecodable | contract
+    detail: str
+
+
+def decode(record: ConsumerRecord[bytes, bytes]) -> Touchpoint | Rejected:
+    """A touchpoint, or why the record is not one."""
+    if record.value is None:
+        return Rejected(record, "undecodable", "record has no value")
+    try:
+        return Touchpoint.from_json(record.value)
+    except ValueError as exc:
+        message = str(exc)
+        reason = "contract" if message and "Invalid JSON" not in message else "undecodable"
+        return Rejected(record, reason, message[:1000])
+
+
+async def send_to_dead_letter(
+    producer: AIOKafkaProducer, topic: str, rejected: list[Rejected]
+) -> None:
+    """Produce each rejected record's original bytes with the reason; waits for the acks."""
+    futures = []
+    for item in rejected:
+        record = item.record
+        headers = [
+            ("error", item.detail.encode()),
+            ("reason", item.reason.encode()),
+            ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        futures.append(
+            await producer.send(topic, value=record.value, key=record.key, headers=headers)
+        )
+        log.warning(
+            "dead-lettered %s/%d@%d (%s): %s",
+            record.topic, record.partition, record.offset, item.reason, item.detail[:200],
+        )
+    for future in futures:
+        await future
+    for item in rejected:
+        DEAD_LETTERED.labels(item.reason).inc()

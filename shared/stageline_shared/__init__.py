@@ -1,0 +1,1 @@
+"""Code shared by Stageline's services: event contract, settings, journeys, database schema."""

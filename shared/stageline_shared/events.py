@@ -1,0 +1,130 @@
+"""The touchpoint contract: what ingest accepts and what the stager reads from the topic."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_REQUEST_BYTES = 512 * 1024
+MAX_BATCH_EVENTS = 1000
+MAX_FUTURE_SKEW = timedelta(hours=24)
+WIRE_VERSION = 1
+
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _reject_nul(value: Any, path: str = "properties") -> None:
+    """Postgres text and jsonb cannot hold U+0000, so such events are refused at the door."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path} contains a NUL character (U+0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key, f"{path} key")
+            _reject_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _reject_nul(item, f"{path}[{index}]")
+
+
+class TouchpointIn(BaseModel):
+    """One touchpoint as a client sends it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    customer_id: Annotated[str, Field(min_length=1, max_length=255)]
+    event: ShortText
+    channel: Annotated[str, Field(min_length=1, max_length=50)] | None = None
+    occurred_at: Annotated[str, Field(max_length=64)] | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("event_id", "customer_id", "event", "channel")
+    @classmethod
+    def _no_nul_or_blank(cls, value: str | None) -> str | None:
+        if value is not None:
+            if "\x00" in value:
+                raise ValueError("contains a NUL character (U+0000)")
+            if not value.strip():
+                raise ValueError("must not be blank")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_timestamp(value)
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _properties_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _reject_nul(value)
+        return value
+
+
+class Touchpoint(BaseModel):
+    """A validated touchpoint as it travels on the topic (JSON, keyed by customer_id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    v: int = WIRE_VERSION
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    customer_id: Annotated[str, Field(min_length=1, max_length=255)]
+    event: ShortText
+    channel: str | None = None
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
+    clamped: bool = False
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "Touchpoint":
+        """Decode a record value; raises ValueError naming the problem."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ValueError(describe_validation_error(exc)) from None
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp; an offset (or Z) is required."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 timestamp: {value[:64]!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
+    return parsed
+
+
+def stamp(event: TouchpointIn, received_at: datetime) -> Touchpoint:
+    """Complete a client event: assign an id, default and clamp its time, add received_at."""
+    occurred_at = parse_timestamp(event.occurred_at) if event.occurred_at else received_at
+    clamped = occurred_at - received_at > MAX_FUTURE_SKEW
+    return Touchpoint(
+        event_id=event.event_id or str(uuid.uuid4()),
+        customer_id=event.customer_id,
+        event=event.event,
+        channel=event.channel,
+        occurred_at=received_at if clamped else occurred_at.astimezone(UTC),
+        received_at=received_at,
+        clamped=clamped,
+        properties=event.properties,
+    )
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's errors into one line naming each offending field."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in error["loc"]) or "event"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)

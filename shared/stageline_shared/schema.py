@@ -1,0 +1,90 @@
+"""The database schema (SQLAlchemy Core tables); Alembic migrations create it, services read it."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+touchpoints = Table(
+    "touchpoints",
+    metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("channel", Text),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("clamped", Boolean, nullable=False, server_default="false"),
+    Column("properties", JSONB, nullable=False, server_default="{}"),
+    Index("touchpoints_customer_time", "customer_id", "occurred_at", "event_id"),
+)
+
+# One row per (journey, customer). The progression state (rule counts, latest matching
+# touchpoint) is kept so a new touchpoint is applied without re-reading the customer's history.
+customer_stages = Table(
+    "customer_stages",
+    metadata,
+    Column("journey", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("stage", Text),
+    Column("entered_at", DateTime(timezone=True)),
+    Column("last_event_id", Text),
+    Column("last_touchpoint_at", DateTime(timezone=True)),
+    Column("latest_at", DateTime(timezone=True)),
+    Column("latest_event_id", Text),
+    Column("latest_rules", JSONB, nullable=False, server_default="[]"),
+    Column("rule_counts", JSONB, nullable=False, server_default="{}"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("journey", "customer_id"),
+)
+
+stage_transitions = Table(
+    "stage_transitions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("journey", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("from_stage", Text),
+    Column("to_stage", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("stage_transitions_customer_time", "customer_id", "occurred_at", "id"),
+)
+
+stage_counts = Table(
+    "stage_counts",
+    metadata,
+    Column("journey", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("customers", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("journey", "stage"),
+)
+
+# Kafka offsets live here, written in the same transaction as the effects of the records before
+# them. cluster_id tells broker incarnations apart: a memory broker restarted empty must not
+# inherit offsets that would skip its new records.
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("group_id", Text, nullable=False),
+    Column("cluster_id", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("group_id", "cluster_id", "topic", "partition"),
+)
