@@ -52,6 +52,10 @@ class ServiceProcess:
         return self
 
     @property
+    def base_url(self) -> str:
+        return self.health_url.removesuffix("/healthz")
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

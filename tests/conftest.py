@@ -1,0 +1,80 @@
+"""Session fixtures: one real Tansu broker and one real Postgres server for the whole run.
+
+Each test gets its own database (cloned from a migrated template) and its own topic, so exact
+counts never see another test's events.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stageline_devstack.broker import Broker, free_port
+from stageline_devstack.databases import drop_database, ensure_database
+from stageline_devstack.postgres import EmbeddedPostgres
+from stageline_shared.migrate import upgrade
+from tests.integration.support import Stack
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real Kafka-protocol broker (Tansu, memory storage) for the session."""
+    log_file = tmp_path_factory.mktemp("broker") / "broker.log"
+    started = Broker(free_port(), log_file).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DATABASE_URL's server when configured, else an embedded PostgreSQL 18."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True).start()
+    yield server.url()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: str) -> Iterator[str]:
+    """A database migrated once with Alembic; tests clone it."""
+    name = f"stageline_tpl_{uuid.uuid4().hex[:8]}"
+    upgrade(ensure_database(pg_server, name))
+    yield name
+    asyncio.run(drop_database(pg_server, name))
+
+
+@pytest.fixture
+def database_url(pg_server: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"stageline_t_{uuid.uuid4().hex[:8]}"
+    url = ensure_database(pg_server, name, template=template_db)
+    yield url
+    asyncio.run(drop_database(pg_server, name))
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"touchpoints-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def journeys_file() -> Path:
+    return Path(__file__).parent / "integration" / "journeys.yaml"
+
+
+
+
+@pytest.fixture
+def stack(
+    broker: Broker, database_url: str, topic: str, journeys_file: Path, tmp_path: Path
+) -> Iterator[Stack]:
+    """Service processes for this test; all stopped at teardown."""
+    services = Stack(broker.bootstrap_servers, database_url, topic, journeys_file, tmp_path)
+    yield services
+    services.stop_all()
