@@ -6,6 +6,8 @@ counts never see another test's events.
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,15 +31,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """DATABASE_URL's server when configured, else an embedded PostgreSQL 18."""
     configured = os.environ.get("DATABASE_URL")
     if configured:
         yield configured
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True).start()
+    # Not under pytest's 0700 temp tree: the server runs as its own user when we are root.
+    data_dir = Path(tempfile.mkdtemp(prefix="stageline-pg-")) / "data"
+    server = EmbeddedPostgres(data_dir, delete_on_stop=True).start()
     yield server.url()
     server.stop()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

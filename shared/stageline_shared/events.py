@@ -1,5 +1,6 @@
 """The touchpoint contract: what ingest accepts and what the stager reads from the topic."""
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ MAX_BATCH_EVENTS = 1000
 MAX_FUTURE_SKEW = timedelta(hours=24)
 WIRE_VERSION = 1
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -44,10 +46,12 @@ class TouchpointIn(BaseModel):
 
     @field_validator("event_id", "customer_id", "event", "channel")
     @classmethod
-    def _no_nul_or_blank(cls, value: str | None) -> str | None:
+    def _printable_and_not_blank(cls, value: str | None) -> str | None:
+        """Ids and names travel in URLs and logs: no control characters, no blank values."""
         if value is not None:
-            if "\x00" in value:
-                raise ValueError("contains a NUL character (U+0000)")
+            control = _CONTROL.search(value)
+            if control:
+                raise ValueError(f"contains a control character (U+{ord(control.group()):04X})")
             if not value.strip():
                 raise ValueError("must not be blank")
         return value

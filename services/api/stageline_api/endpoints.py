@@ -63,29 +63,9 @@ async def journey_stages(request: Request, journey: str, conn: Conn) -> StageCou
     return StageCounts(journey=definition.name, stages=stages, total=sum(s.customers for s in stages))
 
 
-@router.get("/v1/customers/{customer_id}", responses=NOT_FOUND)
-async def customer(
-    request: Request, customer_id: str, conn: Conn, journey: str | None = None
-) -> CustomerOut:
-    """A customer's current stage per journey (or in one), when entered, and last touchpoint."""
-    if journey is not None:
-        _journey(request, journey)
-    last = await repository.last_touchpoint(conn, customer_id)
-    if last is None:
-        raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
-    stages = [
-        CustomerStage(journey=row.journey, stage=row.stage, entered_at=row.entered_at)
-        for row in await repository.customer_stages(conn, customer_id)
-        if journey is None or row.journey == journey
-    ]
-    return CustomerOut(
-        customer_id=customer_id, stages=stages,
-        last_touchpoint=LastTouchpoint(event_id=last.event_id, event=last.event,
-                                       channel=last.channel, occurred_at=last.occurred_at),
-    )
-
-
-@router.get("/v1/customers/{customer_id}/timeline", responses=NOT_FOUND)
+# Customer ids may hold any character, "/" included (sent percent-encoded): the routes take
+# the rest of the path, and the timeline route is matched first.
+@router.get("/v1/customers/{customer_id:path}/timeline", responses=NOT_FOUND)
 async def customer_timeline(
     request: Request,
     customer_id: str,
@@ -115,6 +95,28 @@ async def customer_timeline(
         last = page[-1]
         next_cursor = cursor.encode((last.occurred_at, last.kind, last.sort_key))
     return Timeline(customer_id=customer_id, items=items, next_cursor=next_cursor)
+
+
+@router.get("/v1/customers/{customer_id:path}", responses=NOT_FOUND)
+async def customer(
+    request: Request, customer_id: str, conn: Conn, journey: str | None = None
+) -> CustomerOut:
+    """A customer's current stage per journey (or in one), when entered, and last touchpoint."""
+    if journey is not None:
+        _journey(request, journey)
+    last = await repository.last_touchpoint(conn, customer_id)
+    if last is None:
+        raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
+    stages = [
+        CustomerStage(journey=row.journey, stage=row.stage, entered_at=row.entered_at)
+        for row in await repository.customer_stages(conn, customer_id)
+        if journey is None or row.journey == journey
+    ]
+    return CustomerOut(
+        customer_id=customer_id, stages=stages,
+        last_touchpoint=LastTouchpoint(event_id=last.event_id, event=last.event,
+                                       channel=last.channel, occurred_at=last.occurred_at),
+    )
 
 
 @router.get("/healthz")

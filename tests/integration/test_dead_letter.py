@@ -1,0 +1,70 @@
+"""Records that are not touchpoints go to the dead-letter topic; the stager keeps going."""
+
+import asyncio
+import uuid
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from tests.integration.support import Stack, assert_counts_match, make_events, post_events, wait_applied
+
+pytestmark = pytest.mark.integration
+
+BAD_RECORDS: list[tuple[bytes | None, str]] = [
+    (b"\xff\xfe\x00 not json at all", "undecodable"),
+    (b'{"customer_id": "c-1", "event": "Product Viewed"', "undecodable"),
+    (b"[1, 2, 3]", "contract"),
+    (b'{"event_id": "x", "customer_id": 7, "event": "Product Viewed"}', "contract"),
+    (orjson.dumps({"event_id": "y", "customer_id": "c-1", "event": "Ad Clicked",
+                   "occurred_at": "yesterday", "received_at": "2026-01-01T00:00:00Z"}), "contract"),
+    (None, "undecodable"),
+]
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes | None, dict[str, bytes]]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"reader-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    records: list[tuple[bytes | None, dict[str, bytes]]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(records) < expected:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend((r.value, dict(r.headers)) for r in batch)
+        await asyncio.sleep(0.5)  # nothing more than expected may arrive
+        for batch in (await consumer.getmany(timeout_ms=500)).values():
+            records.extend((r.value, dict(r.headers)) for r in batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_bad_records_are_dead_lettered_and_counts_unaffected(stack: Stack) -> None:
+    events = make_events(customers=50, events=400, seed=11)
+    ingest = stack.start_ingest()
+    stager = stack.start_stager()
+    api = stack.start_api()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    async with httpx.AsyncClient(timeout=30) as client:
+        try:
+            await post_events(client, ingest, events[:200])
+            for value, _ in BAD_RECORDS:
+                await producer.send_and_wait(stack.topic, value, key=b"c-1")
+            await post_events(client, ingest, events[200:])
+        finally:
+            await producer.stop()
+        await wait_applied(stack.database_url, stack.topic, len(events) + len(BAD_RECORDS))
+        assert stager.running, "the stager must survive bad records"
+        await assert_counts_match(client, api, events)
+
+    dead = await read_topic(stack.bootstrap, f"{stack.topic}.dlq", len(BAD_RECORDS))
+    assert sorted(v or b"" for v, _ in dead) == sorted(v or b"" for v, _ in BAD_RECORDS)
+    by_value = {value or b"": headers for value, headers in dead}
+    for value, reason in BAD_RECORDS:
+        headers = by_value[value or b""]
+        assert headers["reason"].decode() == reason, value
+        assert headers["error"], "the reason must be stated"
+        assert headers["source"].decode().startswith(f"{stack.topic}/")
