@@ -5,7 +5,6 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
-from starlette.routing import Match
 
 REQUEST_SECONDS = Histogram(
     "stageline_http_request_duration_seconds",
@@ -16,11 +15,8 @@ REQUEST_SECONDS = Histogram(
 
 
 def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    """The matched route's template (the router records it in the scope), else "unmatched"."""
+    return str(getattr(request.scope.get("route"), "path", "unmatched"))
 
 
 def instrument(app: FastAPI, service: str) -> None:

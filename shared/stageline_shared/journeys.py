@@ -145,7 +145,7 @@ def _check_references(parsed: JourneyFile, raw: Any, path: Path) -> None:
                     path, raw, (*where, "rules", r_index, "stage"),
                     f"rule stage {rule.stage!r} is not one of the journey's stages",
                 )
-            if ids.count(ids[r_index]) > 1:
+            if ids[r_index] in ids[:r_index]:
                 raise _error(
                     path, raw, (*where, "rules", r_index), f"rule id {ids[r_index]!r} is not unique"
                 )
@@ -168,6 +168,10 @@ def load_journeys(path: Path) -> dict[str, Journey]:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise JourneyDefinitionError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
+    if not isinstance(raw, dict):
+        raise JourneyDefinitionError(
+            f"{path}:1: the file must be a mapping with a `journeys:` list"
+        )
     try:
         parsed = JourneyFile.model_validate(raw)
     except ValidationError as exc:

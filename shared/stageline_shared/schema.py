@@ -32,8 +32,8 @@ touchpoints = Table(
     Index("touchpoints_customer_time", "customer_id", "occurred_at", "event_id"),
 )
 
-# One row per (journey, customer). The progression state (rule counts, latest matching
-# touchpoint) is kept so a new touchpoint is applied without re-reading the customer's history.
+# One row per (journey, customer). The progression state (per rule: matches seen, newest match)
+# is kept so a new touchpoint is applied without re-reading the customer's history.
 customer_stages = Table(
     "customer_stages",
     metadata,
@@ -43,10 +43,8 @@ customer_stages = Table(
     Column("entered_at", DateTime(timezone=True)),
     Column("last_event_id", Text),
     Column("last_touchpoint_at", DateTime(timezone=True)),
-    Column("latest_at", DateTime(timezone=True)),
-    Column("latest_event_id", Text),
-    Column("latest_rules", JSONB, nullable=False, server_default="[]"),
     Column("rule_counts", JSONB, nullable=False, server_default="{}"),
+    Column("rule_latest", JSONB, nullable=False, server_default="{}"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("journey", "customer_id"),
 )

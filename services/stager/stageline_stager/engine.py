@@ -22,10 +22,9 @@ class CustomerState:
     entered_at: datetime | None = None
     last_event_id: str | None = None
     last_touchpoint_at: datetime | None = None
-    latest_at: datetime | None = None
-    latest_event_id: str | None = None
-    latest_rules: tuple[str, ...] = ()
     rule_counts: dict[str, int] = field(default_factory=dict)
+    # Per rule, the (occurred_at, event_id) of its newest match: what `latest` needs.
+    rule_latest: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,11 @@ def _as_list(value: str | list[str] | None) -> list[str] | None:
     return [value] if isinstance(value, str) else value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: true is not 1 and false is not 0, unlike Python's ==."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -52,11 +56,11 @@ def _property_holds(test: PropertyTest, present: bool, value: Any) -> bool:
         return False
     if not present:
         return test.exists is False
-    if test.eq is not None and value != test.eq:
+    if test.eq is not None and not _same(value, test.eq):
         return False
-    if test.ne is not None and value == test.ne:
+    if test.ne is not None and _same(value, test.ne):
         return False
-    if test.in_ is not None and value not in test.in_:
+    if test.in_ is not None and not any(_same(value, option) for option in test.in_):
         return False
     bounds = [(test.gt, float.__gt__), (test.gte, float.__ge__), (test.lt, float.__lt__),
               (test.lte, float.__le__)]
@@ -82,7 +86,7 @@ def matches(match: Match, touchpoint: Touchpoint) -> bool:
         if isinstance(expected, PropertyTest):
             if not _property_holds(expected, present, value):
                 return False
-        elif not present or value != expected:
+        elif not present or not _same(value, expected):
             return False
     return True
 
@@ -101,23 +105,26 @@ class JourneyEngine:
     def matching_rules(self, touchpoint: Touchpoint) -> tuple[str, ...]:
         return tuple(rule_id for rule_id, rule, _ in self._rules if matches(rule.match, touchpoint))
 
-    def _satisfied_rank(self, rule_ids: Iterable[str], counts: dict[str, int]) -> int | None:
-        ranks = [
-            self._by_id[rule_id][1]
-            for rule_id in rule_ids
-            if rule_id in self._by_id and counts.get(rule_id, 0) >= self._by_id[rule_id][0].min_count
-        ]
-        return max(ranks, default=None)
+    def _satisfied(self, rule_id: str, counts: dict[str, int]) -> bool:
+        rule = self._by_id.get(rule_id)
+        return rule is not None and counts.get(rule_id, 0) >= rule[0].min_count
 
     def stage_of(self, state: CustomerState) -> str | None:
-        """The stage the progression policy gives for this state."""
-        if self.journey.progression == "forward":
-            rank = self._satisfied_rank(state.rule_counts, state.rule_counts)
-        else:
-            # The latest matching touchpoint is the newest of all matches, so the k-th-match
-            # condition of a count rule reduces to the customer's total count for that rule.
-            rank = self._satisfied_rank(state.latest_rules, state.rule_counts)
-        return None if rank is None else self.journey.stages[rank]
+        """The stage the progression policy gives for this state.
+
+        forward: the highest stage of any satisfied rule. latest: the stage of the newest
+        touchpoint that has one. A touchpoint has a stage through a rule it matches when it is at
+        least that rule's min_count-th match; the newest such touchpoint is therefore the newest
+        "last match" among satisfied rules, and its stage the highest satisfied rule matched last
+        there.
+        """
+        satisfied = [r for r in state.rule_counts if self._satisfied(r, state.rule_counts)]
+        if not satisfied:
+            return None
+        if self.journey.progression == "latest":
+            newest = max(state.rule_latest[r] for r in satisfied)
+            satisfied = [r for r in satisfied if state.rule_latest[r] == newest]
+        return self.journey.stages[max(self._by_id[r][1] for r in satisfied)]
 
     def apply(
         self, state: CustomerState, customer_id: str, touchpoints: Iterable[Touchpoint]
@@ -138,14 +145,12 @@ class JourneyEngine:
             if not rule_ids:
                 continue
             counts = dict(state.rule_counts)
+            latest = dict(state.rule_latest)
             for rule_id in rule_ids:
                 counts[rule_id] = counts.get(rule_id, 0) + 1
-            state = replace(state, rule_counts=counts)
-            if state.latest_at is None or key > (state.latest_at, state.latest_event_id or ""):
-                state = replace(
-                    state, latest_at=touchpoint.occurred_at, latest_event_id=touchpoint.event_id,
-                    latest_rules=rule_ids,
-                )
+                if rule_id not in latest or key > latest[rule_id]:
+                    latest[rule_id] = key
+            state = replace(state, rule_counts=counts, rule_latest=latest)
             stage = self.stage_of(state)
             if stage is not None and stage != state.stage:
                 transitions.append(

@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,7 +41,7 @@ _ENSURE_CUSTOMERS = text("""
 
 _LOCK_CUSTOMERS = text("""
     SELECT s.journey, s.customer_id, s.stage, s.entered_at, s.last_event_id, s.last_touchpoint_at,
-           s.latest_at, s.latest_event_id, s.latest_rules, s.rule_counts
+           s.rule_counts, s.rule_latest
     FROM customer_stages s
     JOIN unnest(CAST(:journeys AS text[]), CAST(:customers AS text[])) AS t(j, c)
       ON s.journey = t.j AND s.customer_id = t.c
@@ -51,16 +52,14 @@ _LOCK_CUSTOMERS = text("""
 _UPDATE_CUSTOMERS = text("""
     UPDATE customer_stages s SET
         stage = t.stage, entered_at = t.entered_at, last_event_id = t.last_event_id,
-        last_touchpoint_at = t.last_touchpoint_at, latest_at = t.latest_at,
-        latest_event_id = t.latest_event_id, latest_rules = CAST(t.latest_rules AS jsonb),
-        rule_counts = CAST(t.rule_counts AS jsonb), updated_at = now()
+        last_touchpoint_at = t.last_touchpoint_at, rule_counts = CAST(t.rule_counts AS jsonb),
+        rule_latest = CAST(t.rule_latest AS jsonb), updated_at = now()
     FROM unnest(CAST(:journeys AS text[]), CAST(:customers AS text[]), CAST(:stages AS text[]),
                 CAST(:entered AS timestamptz[]), CAST(:last_ids AS text[]),
-                CAST(:last_at AS timestamptz[]), CAST(:latest_at AS timestamptz[]),
-                CAST(:latest_ids AS text[]), CAST(:latest_rules AS text[]),
-                CAST(:counts AS text[]))
+                CAST(:last_at AS timestamptz[]), CAST(:counts AS text[]),
+                CAST(:rule_latest AS text[]))
          AS t(journey, customer_id, stage, entered_at, last_event_id, last_touchpoint_at,
-              latest_at, latest_event_id, latest_rules, rule_counts)
+              rule_counts, rule_latest)
     WHERE s.journey = t.journey AND s.customer_id = t.customer_id
 """)
 
@@ -130,9 +129,11 @@ async def _lock_states(
     return {
         (row.journey, row.customer_id): CustomerState(
             stage=row.stage, entered_at=row.entered_at, last_event_id=row.last_event_id,
-            last_touchpoint_at=row.last_touchpoint_at, latest_at=row.latest_at,
-            latest_event_id=row.latest_event_id, latest_rules=tuple(row.latest_rules),
-            rule_counts=dict(row.rule_counts),
+            last_touchpoint_at=row.last_touchpoint_at, rule_counts=dict(row.rule_counts),
+            rule_latest={
+                rule: (datetime.fromisoformat(at), event_id)
+                for rule, (at, event_id) in row.rule_latest.items()
+            },
         )
         for row in result
     }
@@ -149,10 +150,11 @@ async def _write_states(
         "entered": [s.entered_at for _, s in items],
         "last_ids": [s.last_event_id for _, s in items],
         "last_at": [s.last_touchpoint_at for _, s in items],
-        "latest_at": [s.latest_at for _, s in items],
-        "latest_ids": [s.latest_event_id for _, s in items],
-        "latest_rules": [json.dumps(list(s.latest_rules)) for _, s in items],
         "counts": [json.dumps(s.rule_counts) for _, s in items],
+        "rule_latest": [
+            json.dumps({r: [at.isoformat(), e] for r, (at, e) in s.rule_latest.items()})
+            for _, s in items
+        ],
     })
 
 
