@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from stageline_devstack.broker import Broker, free_port
 from stageline_devstack.databases import drop_database, ensure_database
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_shared.migrate import upgrade
+
 from tests.integration.support import Stack
 
 

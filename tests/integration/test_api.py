@@ -49,7 +49,7 @@ async def test_journeys_and_counts(populated: tuple[str, list[dict[str, Any]]]) 
 
 
 async def test_customer_view(populated: tuple[str, list[dict[str, Any]]]) -> None:
-    api, events = populated
+    api, _ = populated
     async with httpx.AsyncClient(base_url=api) as client:
         body = (await client.get("/v1/customers/alice", params={"journey": "shop"})).json()
         assert body["stages"] == [

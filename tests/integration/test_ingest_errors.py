@@ -9,10 +9,10 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-
 from stageline_devstack.broker import Broker, free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
+
 from tests.integration.support import Stack, wait_applied
 
 pytestmark = pytest.mark.integration
@@ -173,7 +173,7 @@ async def test_hostile_strings_are_stored_verbatim(stack: Stack) -> None:
         assert response.status_code == 202, response.text
         await wait_applied(stack.database_url, stack.topic, len(events))
         for event in events:
-            customer = quote(event["customer_id"], safe="")
+            customer = quote(str(event["customer_id"]), safe="")
             response = await client.get(f"{api}/v1/customers/{customer}/timeline")
             assert response.status_code == 200, (event, response.text)
             [item] = [i for i in response.json()["items"] if i["type"] == "touchpoint"]

@@ -1,20 +1,24 @@
 """Stager process behaviour: clean SIGTERM, bad journey files, a restarted (empty) broker."""
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
-
 from stageline_devstack.broker import Broker, free_port
 from stageline_devstack.processes import ServiceProcess
+
 from tests.integration.support import (
     Stack,
     applied_offsets,
     assert_counts_match,
     make_events,
+    plain_url,
     post_events,
     wait_applied,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -59,38 +63,32 @@ async def test_restarted_empty_broker_does_not_skip_new_events(
     stack: Stack, tmp_path: Path
 ) -> None:
     """Offsets stored against one broker must not make the stager skip a new broker's records."""
-    first_batch = make_events(customers=50, events=500, seed=31)
-    second_batch = make_events(customers=50, events=300, seed=32)
+    first = make_events(customers=50, events=500, seed=31)
+    second = make_events(customers=50, events=300, seed=32)
     api = stack.start_api()
     async with httpx.AsyncClient(timeout=30) as client:
-        for events in (first_batch, second_batch):
+        for events, stored_after in ((first, 500), (second, 800)):
+            # Each broker starts empty at offset 0; the first one's stored offsets are higher
+            # than anything the second will hold for a while.
             own = Broker(free_port(), tmp_path / "own-broker.log").start()
             stack.bootstrap = own.bootstrap_servers
-            ingest = stack.start_ingest()
+            stack.start_ingest()
             stager = stack.start_stager()
             try:
-                await post_events(client, ingest, events)
-                # The second broker starts at offset 0 again; the first one's offsets are higher.
-                await wait_for_touchpoints(stack, len(events), first_batch, second_batch)
+                await post_events(client, stack.processes[-2].base_url, events)
+                await wait_for(partial(touchpoints_stored, stack, stored_after), 60,
+                               f"{stored_after} touchpoints")
             finally:
                 stager.stop()
                 own.stop()
-        await assert_counts_match(client, api, first_batch + second_batch)
+        await assert_counts_match(client, api, first + second)
 
 
-async def wait_for_touchpoints(stack: Stack, _: int, *batches: list[dict[str, object]]) -> None:
-    import asyncpg
-
-    from tests.integration.support import plain_url, wait_for
-
-    seen_ids = {str(e["event_id"]) for batch in batches for e in batch}
-
-    async def stored() -> bool:
-        conn = await asyncpg.connect(plain_url(stack.database_url))
-        try:
-            ids = {r[0] for r in await conn.fetch("SELECT event_id FROM touchpoints")}
-        finally:
-            await conn.close()
-        return bool(ids) and ids <= seen_ids and len(ids) in {500, 800}
-
-    await wait_for(stored, 60, "touchpoints to be stored")
+async def touchpoints_stored(stack: Stack, expected: int) -> bool:
+    conn = await asyncpg.connect(plain_url(stack.database_url))
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM touchpoints")
+    finally:
+        await conn.close()
+    assert stored <= expected
+    return bool(stored == expected)

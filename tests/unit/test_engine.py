@@ -183,11 +183,6 @@ def test_property_operators(test: dict[str, Any], value: Any, expected: bool) ->
     assert matches(match, _tp("Product Rated", properties=properties)) is expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine.py _property_holds/matches: equality uses Python ==, so True == 1 and "
-    "False == 0; booleans are treated as numbers by eq/ne/in and plain property equality",
-)
 @pytest.mark.parametrize(
     ("spec", "value", "expected"),
     [
@@ -305,8 +300,10 @@ def test_latest_goes_back(latest: JourneyEngine) -> None:
     assert [(t.from_stage, t.to_stage, t.event_id) for t in transitions] == [
         (None, "purchase", "o1"), ("purchase", "interest", "v1")
     ]
-    assert state.latest_event_id == "v1"
-    assert state.latest_at == _at(5)
+    assert state.rule_latest == {
+        "purchase#1": (_at(0), "o1"), "loyalty#1": (_at(0), "o1"), "interest#1": (_at(5), "v1")
+    }
+    assert max(state.rule_latest.values()) == (_at(5), "v1")
     assert latest.stage_of(state) == "interest"
 
 
@@ -316,7 +313,8 @@ def test_latest_follows_occurred_at_not_arrival(latest: JourneyEngine) -> None:
     )
     assert state.stage == "interest"
     assert [(t.from_stage, t.to_stage) for t in transitions] == [(None, "interest")]
-    assert state.latest_event_id == "v1"
+    assert max(state.rule_latest.values()) == (_at(5), "v1")
+    assert state.rule_latest["interest#1"] == (_at(5), "v1")
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -330,7 +328,11 @@ def test_latest_tie_broken_by_event_id(latest: JourneyEngine, split: bool, order
     state, _ = _run(latest, *batches)
 
     assert state.stage == "interest"  # "b-view" > "a-order"
-    assert state.latest_event_id == "b-view"
+    assert state.rule_latest == {
+        "purchase#1": (_at(0), "a-order"), "loyalty#1": (_at(0), "a-order"),
+        "interest#1": (_at(0), "b-view"),
+    }
+    assert max(state.rule_latest.values()) == (_at(0), "b-view")
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -342,7 +344,11 @@ def test_latest_tie_broken_by_event_id_other_way(latest: JourneyEngine, split: b
     state, _ = _run(latest, *batches)
 
     assert state.stage == "purchase"
-    assert state.latest_event_id == "z-order"
+    assert state.rule_latest == {
+        "purchase#1": (_at(0), "z-order"), "loyalty#1": (_at(0), "z-order"),
+        "interest#1": (_at(0), "b-view"),
+    }
+    assert max(state.rule_latest.values()) == (_at(0), "z-order")
 
 
 def test_latest_late_older_order_makes_latest_order_the_second(latest: JourneyEngine) -> None:
@@ -352,7 +358,7 @@ def test_latest_late_older_order_makes_latest_order_the_second(latest: JourneyEn
     state, transitions = _run(latest, [_tp("Order Completed", 10, "o1")], state=state)
 
     assert state.stage == "loyalty"
-    assert state.latest_event_id == "o2"
+    assert state.rule_latest == {"purchase#1": (_at(50), "o2"), "loyalty#1": (_at(50), "o2")}
     assert state.rule_counts == {"purchase#1": 2, "loyalty#1": 2}
     assert [(t.from_stage, t.to_stage, t.event_id) for t in transitions] == [
         ("purchase", "loyalty", "o1")
@@ -394,18 +400,13 @@ def test_latest_unsatisfied_latest_touchpoint_keeps_previous_stage_in_order() ->
     assert state.stage == "visit"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine.py stage_of/apply (latest policy): when the latest matching touchpoint "
-    "only matches count rules not yet satisfied, stage_of returns None and the stage depends "
-    "on arrival order",
-)
 def test_latest_unsatisfied_latest_touchpoint_is_order_independent() -> None:
     engine = JourneyEngine(_COUNT_ONLY)
     in_order, _ = _run(engine, [_tp("Viewed", 1, "v1")], [_tp("Bought", 2, "b1")])
     reordered, _ = _run(engine, [_tp("Bought", 2, "b1")], [_tp("Viewed", 1, "v1")])
     assert in_order.stage == "visit"
     assert reordered.stage == "visit"
+    assert in_order == reordered
 
 
 # --- transitions and bookkeeping ------------------------------------------------------------------
@@ -443,9 +444,7 @@ def test_non_matching_touchpoint_updates_last_touchpoint_only(forward: JourneyEn
     assert after.stage == before.stage == "awareness"
     assert after.entered_at == before.entered_at
     assert after.rule_counts == before.rule_counts
-    assert after.latest_at == before.latest_at == _at(0)
-    assert after.latest_event_id == before.latest_event_id == "e1"
-    assert after.latest_rules == before.latest_rules
+    assert after.rule_latest == before.rule_latest == {"awareness#1": (_at(0), "e1")}
 
 
 def test_non_matching_touchpoint_on_new_customer(latest: JourneyEngine) -> None:
@@ -459,7 +458,7 @@ def test_older_touchpoint_does_not_move_last_touchpoint_back(forward: JourneyEng
     assert state.last_touchpoint_at == _at(5)
     assert state.last_event_id == "e5"
     assert state.stage == "awareness"
-    assert state.latest_event_id == "e1"
+    assert state.rule_latest == {"awareness#1": (_at(1), "e1")}
 
 
 def test_empty_batch_changes_nothing(forward: JourneyEngine) -> None:

@@ -144,7 +144,29 @@ def test_occurred_at_too_long_rejected() -> None:
 def test_nul_in_text_field_rejected(field: str) -> None:
     message = _rejected(**{field: "ab\x00c"})
     assert field in message
-    assert "NUL" in message
+    assert "contains a control character (U+0000)" in message
+
+
+@pytest.mark.parametrize("field", ["customer_id", "event", "event_id", "channel"])
+@pytest.mark.parametrize(
+    ("char", "code"),
+    [("\x01", "U+0001"), ("\n", "U+000A"), ("\t", "U+0009"), ("\r", "U+000D"),
+     ("\x1b", "U+001B"), ("\x1f", "U+001F"), ("\x7f", "U+007F")],
+)
+def test_control_character_in_text_field_rejected(field: str, char: str, code: str) -> None:
+    message = _rejected(**{field: f"a{char}b"})
+    assert field in message
+    assert f"contains a control character ({code})" in message
+
+
+def test_printable_unicode_and_slash_accepted() -> None:
+    incoming = TouchpointIn.model_validate(_event(customer_id="tenant/ü-42 ✓", event="Zahlung läuft"))
+    assert incoming.customer_id == "tenant/ü-42 ✓"
+
+
+def test_control_characters_other_than_nul_allowed_in_properties() -> None:
+    incoming = TouchpointIn.model_validate(_event(properties={"note": "line 1\nline 2\t\x7f"}))
+    assert incoming.properties == {"note": "line 1\nline 2\t\x7f"}
 
 
 @pytest.mark.parametrize(

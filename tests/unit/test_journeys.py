@@ -178,8 +178,8 @@ journeys:
         stage: buy
         match: {event: Paid}
 """
-    # The error points at the first rule carrying the id (line 7), not at the repeat (line 10).
-    _assert_error(tmp_path, text, 7, "journeys.0.rules.1", "rule id 'checkout' is not unique")
+    # The error points at the repeat (line 10), not at the first rule carrying the id (line 7).
+    _assert_error(tmp_path, text, 10, "journeys.0.rules.2", "rule id 'checkout' is not unique")
 
 
 def test_explicit_rule_id_colliding_with_generated_id(tmp_path: Path) -> None:
@@ -194,7 +194,8 @@ journeys:
         stage: buy
         match: {event: Bought}
 """
-    _assert_error(tmp_path, text, 5, "journeys.0.rules.0", "rule id 'visit#1' is not unique")
+    # The explicit id repeats the generated one of the first rule: the second rule is reported.
+    _assert_error(tmp_path, text, 7, "journeys.0.rules.1", "rule id 'visit#1' is not unique")
 
 
 @pytest.mark.parametrize(
@@ -286,6 +287,15 @@ journeys:
     stages: [visit]
 """
     _assert_error(tmp_path, text, 2, "journeys.0.rules", "Field required")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "# only a comment\n", "---\n", "- journeys\n", "journeys\n", "42\n", "null\n"],
+    ids=["empty", "comment", "empty-document", "list", "string", "number", "null"],
+)
+def test_top_level_not_a_mapping(tmp_path: Path, text: str) -> None:
+    _assert_error(tmp_path, text, 1, "the file must be a mapping with a `journeys:` list")
 
 
 def test_missing_file(tmp_path: Path) -> None:
