@@ -18,7 +18,7 @@ from stageline_devstack.databases import drop_database, ensure_database
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_shared.migrate import upgrade
 
-from tests.integration.support import Stack
+from tests.integration.support import Stack, create_keys
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +80,7 @@ def stack(
     broker: Broker, database_url: str, topic: str, journeys_file: Path, tmp_path: Path
 ) -> Iterator[Stack]:
     """Service processes for this test; all stopped at teardown."""
-    services = Stack(broker.bootstrap_servers, database_url, topic, journeys_file, tmp_path)
+    services = Stack(broker.bootstrap_servers, database_url, topic, journeys_file, tmp_path,
+                     keys=asyncio.run(create_keys(database_url)))
     yield services
     services.stop_all()

@@ -1,4 +1,4 @@
-"""One JSON error shape for every HTTP service: {"error": {"code", "message"}}."""
+"""One JSON error shape for every HTTP service: {"code": ..., "message": ...} (Segment's)."""
 
 from typing import Any
 
@@ -33,7 +33,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
-    return json_response({"error": {"code": code, "message": message, **extra}}, status, headers)
+    return json_response({"code": code, "message": message, **extra}, status, headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

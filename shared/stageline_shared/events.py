@@ -3,7 +3,7 @@
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -70,12 +70,21 @@ class TouchpointIn(BaseModel):
         return value
 
 
+TouchpointType = Literal["track", "identify", "page", "screen", "group", "alias", "erase"]
+
+
 class Touchpoint(BaseModel):
-    """A validated touchpoint as it travels on the topic (JSON, keyed by customer_id)."""
+    """A validated touchpoint as it travels on the topic (JSON, keyed by customer_id).
+
+    customer_id is the key the event was sent under: the user id when known, else the anonymous
+    id. An event carrying both ids, or an alias (previous_id → user_id), links them; an `erase`
+    record asks the stager to forget customer_id (privacy).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     v: int = WIRE_VERSION
+    type: TouchpointType = "track"
     event_id: Annotated[str, Field(min_length=1, max_length=128)]
     customer_id: Annotated[str, Field(min_length=1, max_length=255)]
     event: ShortText
@@ -84,6 +93,21 @@ class Touchpoint(BaseModel):
     received_at: AwareDatetime
     clamped: bool = False
     properties: dict[str, Any] = Field(default_factory=dict)
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    previous_id: str | None = None
+    group_id: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = None
+
+    def links(self) -> list[tuple[str, str]]:
+        """(id to merge, id it merges into) pairs this event asserts."""
+        pairs = []
+        if self.user_id and self.anonymous_id and self.anonymous_id != self.user_id:
+            pairs.append((self.anonymous_id, self.user_id))
+        if self.type == "alias" and self.previous_id and self.user_id and self.previous_id != self.user_id:
+            pairs.append((self.previous_id, self.user_id))
+        return pairs
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -108,7 +132,7 @@ def parse_timestamp(value: str) -> datetime:
     return parsed
 
 
-def stamp(event: TouchpointIn, received_at: datetime) -> Touchpoint:
+def stamp(event: TouchpointIn, received_at: datetime, source: str | None = None) -> Touchpoint:
     """Complete a client event: assign an id, default and clamp its time, add received_at."""
     occurred_at = parse_timestamp(event.occurred_at) if event.occurred_at else received_at
     clamped = occurred_at - received_at > MAX_FUTURE_SKEW
@@ -121,6 +145,7 @@ def stamp(event: TouchpointIn, received_at: datetime) -> Touchpoint:
         received_at=received_at,
         clamped=clamped,
         properties=event.properties,
+        source=source,
     )
 
 

@@ -29,6 +29,11 @@ touchpoints = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("clamped", Boolean, nullable=False, server_default="false"),
     Column("properties", JSONB, nullable=False, server_default="{}"),
+    Column("type", Text, nullable=False, server_default="track"),
+    Column("anonymous_id", Text),
+    Column("user_id", Text),
+    Column("context", JSONB, nullable=False, server_default="{}"),
+    Column("source", Text),
     Index("touchpoints_customer_time", "customer_id", "occurred_at", "event_id"),
 )
 
@@ -85,4 +90,38 @@ consumer_offsets = Table(
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("group_id", "cluster_id", "topic", "partition"),
+)
+
+# Every id the stager has seen (user ids, anonymous ids) and the customer it belongs to now.
+# An unlinked id maps to itself; a merge re-points the merged id and everything mapped to it.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("linked_at", DateTime(timezone=True)),
+    Column("linked_by", Text),
+    Index("identities_customer", "customer_id"),
+)
+
+# Ids whose data was erased (privacy): later events for them are counted, never stored.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("erase_event_id", Text, nullable=False),
+)
+
+# API keys, stored hashed (SHA-256 of a 256-bit random secret); shown once at creation.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("source", Text),
+    Column("name", Text),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
 )

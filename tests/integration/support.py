@@ -15,7 +15,8 @@ import asyncpg
 import httpx
 from stageline_devstack.broker import free_port
 from stageline_devstack.processes import ServiceProcess
-from stageline_shared.database import async_url
+from stageline_shared.database import async_url, make_engine
+from stageline_shared.keys import KINDS, create_key
 
 EVENT_NAMES = [
     "Ad Clicked", "Product Viewed", "Review Read", "Product Added", "Order Completed",
@@ -43,7 +44,18 @@ class Stack:
     topic: str
     journeys_file: Path
     log_dir: Path
+    keys: dict[str, str] = field(default_factory=dict)  # kind -> secret, made by the fixture
     processes: list[ServiceProcess] = field(default_factory=list)
+
+    @property
+    def write_key(self) -> str:
+        return self.keys["write"]
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An HTTP client that reads with the test's read key (writes pass the write key)."""
+        return httpx.AsyncClient(
+            timeout=30, headers={"Authorization": f"Bearer {self.keys['read']}"}, **kwargs
+        )
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -75,6 +87,17 @@ class Stack:
     def stop_all(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+
+async def create_keys(database_url: str) -> dict[str, str]:
+    """A write (source "tests"), a read and an admin key in the test's database."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            return {kind: (await create_key(conn, kind, source="tests" if kind == "write" else None))[1]
+                    for kind in KINDS}
+    finally:
+        await engine.dispose()
 
 
 def make_events(customers: int, events: int, seed: int) -> list[dict[str, Any]]:
@@ -143,15 +166,16 @@ def expected_counts(stages: dict[str, str]) -> dict[str, int]:
 
 
 async def post_events(
-    client: httpx.AsyncClient, ingest: str, events: list[dict[str, Any]], batch: int = 100,
-    concurrency: int = 4,
+    client: httpx.AsyncClient, ingest: str, events: list[dict[str, Any]], write_key: str,
+    batch: int = 100, concurrency: int = 4,
 ) -> int:
-    """POST in batches; every response must be 202 accepting the whole batch."""
+    """POST in batches with the write key; every response must be 202 accepting the whole batch."""
     gate = asyncio.Semaphore(concurrency)
 
     async def send(chunk: list[dict[str, Any]]) -> int:
         async with gate:
-            response = await client.post(f"{ingest}/v1/events", json={"batch": chunk})
+            response = await client.post(f"{ingest}/v1/events", json={"batch": chunk},
+                                         auth=(write_key, ""))
         assert response.status_code == 202, response.text
         body = response.json()
         assert body["accepted"] == len(chunk) and body["rejected"] == [], body

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.integration.support import Stack, post_events, wait_applied
@@ -28,15 +27,15 @@ async def populated(stack: Stack) -> tuple[str, list[dict[str, Any]]]:
     stack.start_stager()
     api = stack.start_api()
     events = journey_events("alice") + journey_events("bob")[:2]
-    async with httpx.AsyncClient(timeout=30) as client:
-        await post_events(client, ingest, events, batch=3)
+    async with stack.client() as client:
+        await post_events(client, ingest, events, stack.write_key, batch=3)
     await wait_applied(stack.database_url, stack.topic, len(events))
     return api, events
 
 
-async def test_journeys_and_counts(populated: tuple[str, list[dict[str, Any]]]) -> None:
+async def test_journeys_and_counts(stack: Stack, populated: tuple[str, list[dict[str, Any]]]) -> None:
     api, _ = populated
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with stack.client(base_url=api) as client:
         journeys = (await client.get("/v1/journeys")).json()["journeys"]
         assert [j["name"] for j in journeys] == ["shop", "shop-latest"]
         assert journeys[0]["stages"][0] == "awareness"
@@ -48,9 +47,9 @@ async def test_journeys_and_counts(populated: tuple[str, list[dict[str, Any]]]) 
         assert as_dict["loyalty"] == 1 and as_dict["interest"] == 1
 
 
-async def test_customer_view(populated: tuple[str, list[dict[str, Any]]]) -> None:
+async def test_customer_view(stack: Stack, populated: tuple[str, list[dict[str, Any]]]) -> None:
     api, _ = populated
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with stack.client(base_url=api) as client:
         body = (await client.get("/v1/customers/alice", params={"journey": "shop"})).json()
         assert body["stages"] == [
             {"journey": "shop", "stage": "loyalty", "entered_at": "2026-11-01T12:04:00Z"}
@@ -60,9 +59,9 @@ async def test_customer_view(populated: tuple[str, list[dict[str, Any]]]) -> Non
         assert [s["journey"] for s in both["stages"]] == ["shop", "shop-latest"]
 
 
-async def test_timeline_pages_with_cursor(populated: tuple[str, list[dict[str, Any]]]) -> None:
+async def test_timeline_pages_with_cursor(stack: Stack, populated: tuple[str, list[dict[str, Any]]]) -> None:
     api, _ = populated
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with stack.client(base_url=api) as client:
         items: list[dict[str, Any]] = []
         cursor = None
         pages = 0
@@ -101,19 +100,19 @@ async def test_timeline_pages_with_cursor(populated: tuple[str, list[dict[str, A
     ],
 )
 async def test_errors_are_json(
-    populated: tuple[str, list[dict[str, Any]]], path: str, params: dict[str, Any], status: int,
+    stack: Stack, populated: tuple[str, list[dict[str, Any]]], path: str, params: dict[str, Any], status: int,
     code: str,
 ) -> None:
     api, _ = populated
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with stack.client(base_url=api) as client:
         response = await client.get(path, params=params)
     assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
+    assert response.json()["code"] == code
 
 
-async def test_openapi_health_and_metrics(populated: tuple[str, list[dict[str, Any]]]) -> None:
+async def test_openapi_health_and_metrics(stack: Stack, populated: tuple[str, list[dict[str, Any]]]) -> None:
     api, _ = populated
-    async with httpx.AsyncClient(base_url=api) as client:
+    async with stack.client(base_url=api) as client:
         spec = (await client.get("/openapi.json")).json()
         assert "/v1/journeys/{journey}/stages" in spec["paths"]
         assert (await client.get("/docs")).status_code == 200

@@ -3,7 +3,6 @@
 import asyncio
 import uuid
 
-import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -48,12 +47,12 @@ async def test_bad_records_are_dead_lettered_and_counts_unaffected(stack: Stack)
     api = stack.start_api()
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     await producer.start()
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with stack.client() as client:
         try:
-            await post_events(client, ingest, events[:200])
+            await post_events(client, ingest, events[:200], stack.write_key)
             for value, _ in BAD_RECORDS:
                 await producer.send_and_wait(stack.topic, value, key=b"c-1")
-            await post_events(client, ingest, events[200:])
+            await post_events(client, ingest, events[200:], stack.write_key)
         finally:
             await producer.stop()
         await wait_applied(stack.database_url, stack.topic, len(events) + len(BAD_RECORDS))

@@ -2,7 +2,6 @@
 
 import asyncio
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,8 +33,8 @@ async def test_shuffled_events_with_resends_give_exact_counts_and_timelines(stac
     ingest = stack.start_ingest()
     stager = stack.start_stager()
     api = stack.start_api()
-    async with httpx.AsyncClient(timeout=30) as client:
-        assert await post_events(client, ingest, sent) == 5500
+    async with stack.client() as client:
+        assert await post_events(client, ingest, sent, stack.write_key) == 5500
         await wait_applied(stack.database_url, stack.topic, len(sent))
         await assert_counts_match(client, api, events)
         await assert_timelines_match(client, api, events)
@@ -53,8 +52,8 @@ async def test_kill_9_mid_stream_then_restart_gives_exact_counts(stack: Stack) -
     first, rest = sent[: len(sent) * 7 // 10], sent[len(sent) * 7 // 10 :]
     ingest = stack.start_ingest()
     api = stack.start_api()
-    async with httpx.AsyncClient(timeout=30) as client:
-        await post_events(client, ingest, first)
+    async with stack.client() as client:
+        await post_events(client, ingest, first, stack.write_key)
         stager = stack.start_stager(STAGELINE_MAX_BATCH="20")
 
         async def some_applied() -> int:
@@ -66,7 +65,7 @@ async def test_kill_9_mid_stream_then_restart_gives_exact_counts(stack: Stack) -
         done_before_kill = await some_applied()
         assert 300 <= done_before_kill < len(first), "the kill must land mid-stream"
 
-        await post_events(client, ingest, rest)
+        await post_events(client, ingest, rest, stack.write_key)
         stack.start_stager()
         await wait_applied(stack.database_url, stack.topic, len(sent))
         await assert_counts_match(client, api, events)
@@ -79,11 +78,11 @@ async def test_two_stagers_share_partitions_and_count_exactly(stack: Stack) -> N
     ingest = stack.start_ingest()
     api = stack.start_api()
     stagers = [stack.start_stager(STAGELINE_MAX_BATCH="100") for _ in range(2)]
-    async with httpx.AsyncClient(timeout=30) as client:
-        await post_events(client, ingest, sent[:2500])
+    async with stack.client() as client:
+        await post_events(client, ingest, sent[:2500], stack.write_key)
         # A third stager joins mid-stream: partitions move while records are in flight.
         stagers.append(stack.start_stager(STAGELINE_MAX_BATCH="100"))
-        await post_events(client, ingest, sent[2500:])
+        await post_events(client, ingest, sent[2500:], stack.write_key)
         await wait_applied(stack.database_url, stack.topic, len(sent))
         assert all(s.running for s in stagers)
         await assert_counts_match(client, api, events)

@@ -5,7 +5,6 @@ from functools import partial
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 from stageline_devstack.broker import Broker, free_port
 from stageline_devstack.processes import ServiceProcess
@@ -27,8 +26,8 @@ pytestmark = pytest.mark.integration
 async def test_sigterm_finishes_the_batch_and_exits_0(stack: Stack) -> None:
     events = make_events(customers=100, events=2000, seed=21)
     ingest = stack.start_ingest()
-    async with httpx.AsyncClient(timeout=30) as client:
-        await post_events(client, ingest, events)
+    async with stack.client() as client:
+        await post_events(client, ingest, events, stack.write_key)
     stager = stack.start_stager(STAGELINE_MAX_BATCH="50")
     while await applied_offsets(stack.database_url, stack.topic) == 0:
         await asyncio.sleep(0.01)
@@ -38,7 +37,7 @@ async def test_sigterm_finishes_the_batch_and_exits_0(stack: Stack) -> None:
     assert await applied_offsets(stack.database_url, stack.topic) == stopped_at
     stack.start_stager()
     await wait_applied(stack.database_url, stack.topic, len(events))
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with stack.client() as client:
         await assert_counts_match(client, stack.start_api(), events)
 
 
@@ -66,7 +65,7 @@ async def test_restarted_empty_broker_does_not_skip_new_events(
     first = make_events(customers=50, events=500, seed=31)
     second = make_events(customers=50, events=300, seed=32)
     api = stack.start_api()
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with stack.client() as client:
         for events, stored_after in ((first, 500), (second, 800)):
             # Each broker starts empty at offset 0; the first one's stored offsets are higher
             # than anything the second will hold for a while.
@@ -75,7 +74,7 @@ async def test_restarted_empty_broker_does_not_skip_new_events(
             stack.start_ingest()
             stager = stack.start_stager()
             try:
-                await post_events(client, stack.processes[-2].base_url, events)
+                await post_events(client, stack.processes[-2].base_url, events, stack.write_key)
                 await wait_for(partial(touchpoints_stored, stack, stored_after), 60,
                                f"{stored_after} touchpoints")
             finally:

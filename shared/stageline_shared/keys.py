@@ -1,0 +1,90 @@
+"""API keys: write keys per source for ingest, read keys for the API, admin keys to manage them.
+
+A key is a 256-bit random secret shown once at creation; only its SHA-256 is stored (the secret
+has full entropy, so a slow hash adds nothing). Lookups are cached briefly per process, so a
+revocation takes effect within `cache_s` seconds.
+"""
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+KeyKind = Literal["write", "read", "admin"]
+KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    kind: KeyKind
+    source: str | None
+    name: str | None
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_key(
+    conn: AsyncConnection, kind: KeyKind, source: str | None = None, name: str | None = None
+) -> tuple[ApiKey, str]:
+    """Store a new key; returns it and its secret (the only time the secret exists)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    key = ApiKey(id=f"key_{secrets.token_hex(6)}", kind=kind, source=source, name=name)
+    secret = f"sl_{kind}_{secrets.token_urlsafe(32)}"
+    await conn.execute(
+        text("INSERT INTO api_keys (id, kind, source, name, key_hash) "
+             "VALUES (:id, :kind, :source, :name, :hash)"),
+        {"id": key.id, "kind": kind, "source": source, "name": name, "hash": hash_key(secret)},
+    )
+    return key, secret
+
+
+async def revoke_key(conn: AsyncConnection, key_id: str) -> bool:
+    """Revoke a key; False when no live key has that id."""
+    result = await conn.execute(
+        text("UPDATE api_keys SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL "
+             "RETURNING id"),
+        {"id": key_id},
+    )
+    return result.first() is not None
+
+
+async def list_keys(conn: AsyncConnection) -> list[dict[str, Any]]:
+    result = await conn.execute(text(
+        "SELECT id, kind, source, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id"
+    ))
+    return [dict(row._mapping) for row in result]
+
+
+class KeyStore:
+    """Resolves presented secrets to live keys, with a short per-process cache."""
+
+    def __init__(self, db: AsyncEngine, cache_s: float = 5.0) -> None:
+        self._db = db
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def lookup(self, secret: str) -> ApiKey | None:
+        digest = hash_key(secret)
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._db.connect() as conn:
+            row = (await conn.execute(
+                text("SELECT id, kind, source, name FROM api_keys "
+                     "WHERE key_hash = :hash AND revoked_at IS NULL"),
+                {"hash": digest},
+            )).first()
+        key = ApiKey(row.id, row.kind, row.source, row.name) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()  # bounded: unknown keys sprayed at us must not grow memory
+        self._cache[digest] = (now + self._cache_s, key)
+        return key
