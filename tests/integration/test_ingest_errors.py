@@ -13,25 +13,27 @@ from stageline_devstack.broker import Broker, free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
 
-from tests.integration.support import Stack, wait_applied
+from tests.integration.support import Stack, create_keys, wait_applied
 
 pytestmark = pytest.mark.integration
 
 GOOD = {"customer_id": "c-1", "event": "Product Viewed"}
 
 
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def _client(app: FastAPI, write_key: str) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest",
+                                     auth=(write_key, "")) as client:
             yield client
 
 
 @pytest.fixture
-async def ingest(broker: Broker, topic: str) -> AsyncIterator[httpx.AsyncClient]:
+async def ingest(broker: Broker, topic: str, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = IngestSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, topic=topic,
-                              topic_partitions=2)
-    async for client in _client(create_app(settings)):
+                              topic_partitions=2, DATABASE_URL=database_url)
+    keys = await create_keys(database_url)
+    async for client in _client(create_app(settings), keys["write"]):
         yield client
 
 
@@ -127,12 +129,14 @@ async def test_gzip_body_is_not_special_cased(ingest: httpx.AsyncClient) -> None
     assert response.status_code == 400
 
 
-async def test_broker_down_answers_503_with_retry_after(topic: str) -> None:
+async def test_broker_down_answers_503_with_retry_after(topic: str, database_url: str) -> None:
     own = Broker(free_port()).start()
     settings = IngestSettings(KAFKA_BOOTSTRAP_SERVERS=own.bootstrap_servers, topic=topic,
-                              topic_partitions=1, produce_timeout_s=2, retry_after_s=7)
+                              topic_partitions=1, produce_timeout_s=2, retry_after_s=7,
+                              DATABASE_URL=database_url)
+    keys = await create_keys(database_url)
     try:
-        async for client in _client(create_app(settings)):
+        async for client in _client(create_app(settings), keys["write"]):
             response = await client.post("/v1/events", json=GOOD)
             assert response.status_code == 202, response.text
             assert (await client.get("/readyz")).status_code == 200

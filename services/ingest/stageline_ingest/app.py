@@ -7,12 +7,17 @@ from contextlib import asynccontextmanager
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from stageline_shared.auth import RateLimiter
+from stageline_shared.database import make_engine
 from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
 from stageline_shared.kafka import ensure_topics
+from stageline_shared.keys import KeyStore
 
 from stageline_ingest.endpoints import router
 from stageline_ingest.producer import TouchpointProducer
+from stageline_ingest.segment import router as segment_router
 from stageline_ingest.settings import IngestSettings
 
 log = logging.getLogger("stageline_ingest")
@@ -38,6 +43,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _wait_for_broker(settings)
+        db = make_engine(settings.database_url)
+        app.state.db = db
+        app.state.keys = KeyStore(db, settings.key_cache_s)
+        app.state.rate_limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
         producer = TouchpointProducer(settings)
         await producer.start()
         app.state.producer = producer
@@ -46,11 +55,19 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             yield
         finally:
             await producer.stop()
+            await db.dispose()
             log.info("producer stopped")
 
     app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
     instrument(app, "ingest")
+    if settings.cors_origins:
+        # Browser SDKs send the write key as Basic auth, so the header must be allowed.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Content-Encoding"], max_age=600,
+        )
     app.include_router(router)
+    app.include_router(segment_router)
     return app

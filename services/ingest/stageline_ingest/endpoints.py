@@ -2,14 +2,16 @@
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from stageline_shared.errors import ApiError, json_response
 from stageline_shared.events import MAX_REQUEST_BYTES
-from stageline_shared.health import broker_reachable
+from stageline_shared.health import readiness
+from stageline_shared.keys import ApiKey
 
+from stageline_ingest.auth import require_write_key
 from stageline_ingest.intake import read_events
 from stageline_ingest.metrics import (
     BROKER_UNAVAILABLE,
@@ -51,10 +53,10 @@ async def _read_body(request: Request) -> bytes:
 
 
 @router.post("/v1/events", status_code=202, openapi_extra=EVENTS_DOC)
-async def post_events(request: Request) -> Response:
+async def post_events(request: Request, key: Annotated[ApiKey, Depends(require_write_key)]) -> Response:
     """Accept one touchpoint or {"batch": [...]}; 202 only once the broker holds them."""
     try:
-        intake = read_events(await _read_body(request), datetime.now(UTC))
+        intake = read_events(await _read_body(request), datetime.now(UTC), key.source)
     except ApiError as exc:
         EVENTS_REJECTED.labels(exc.code).inc()
         raise
@@ -95,6 +97,6 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
-    broker = await broker_reachable(request.app.state.settings.kafka_bootstrap_servers)
-    return json_response({"ready": broker, "checks": {"broker": broker}},
-                          status=200 if broker else 503)
+    ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,
+                                    request.app.state.db)
+    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)

@@ -55,7 +55,7 @@ def _items(body: bytes) -> tuple[list[Any], bool]:
     return batch, True
 
 
-def _validate(item: Any, received_at: datetime) -> Touchpoint | tuple[str, str]:
+def _validate(item: Any, received_at: datetime, source: str | None) -> Touchpoint | tuple[str, str]:
     if not isinstance(item, dict):
         return "invalid", f"event must be a JSON object, got {type(item).__name__}"
     size = len(orjson.dumps(item))
@@ -65,15 +65,15 @@ def _validate(item: Any, received_at: datetime) -> Touchpoint | tuple[str, str]:
         event = TouchpointIn.model_validate(item)
     except ValidationError as exc:
         return "invalid", describe_validation_error(exc)
-    return stamp(event, received_at)
+    return stamp(event, received_at, source)
 
 
-def read_events(body: bytes, received_at: datetime) -> Intake:
+def read_events(body: bytes, received_at: datetime, source: str | None = None) -> Intake:
     """Validate every event; the good ones are kept even when others are rejected."""
     items, is_batch = _items(body)
     intake = Intake()
     for index, item in enumerate(items):
-        result = _validate(item, received_at)
+        result = _validate(item, received_at, source)
         if isinstance(result, Touchpoint):
             intake.accepted.append(result)
         else:

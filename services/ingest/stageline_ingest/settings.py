@@ -14,3 +14,7 @@ class IngestSettings(CommonSettings):
     startup_timeout_s: float = Field(default=60.0, gt=0)
     compression: Literal["none", "gzip", "lz4", "zstd"] = "none"
     linger_ms: int = Field(default=5, ge=0)
+    rate_limit_rps: float = Field(default=2000.0, gt=0)
+    rate_limit_burst: float = Field(default=4000.0, ge=1)
+    key_cache_s: float = Field(default=5.0, ge=0)
+    cors_origins: list[str] = Field(default_factory=list)
