@@ -160,6 +160,15 @@ class StagerLoop:
         applied, duplicates, transitions = outcome.applied, outcome.duplicates, outcome.transitions
         metrics.EVENTS_APPLIED.inc(applied)
         metrics.DUPLICATES_SKIPPED.inc(duplicates)
+        metrics.MERGES.inc(outcome.merges)
+        metrics.SUPPRESSED.inc(outcome.suppressed)
+        metrics.ERASED.inc(outcome.erased)
+        metrics.LINK_CONFLICTS.inc(len(outcome.conflicts))
+        for conflict in outcome.conflicts:
+            log.warning(
+                "identity conflict: event %s links an id already merged into another customer; "
+                "first link wins, the id stays where it is", conflict.event_id,
+            )
         for journey, transition in transitions:
             metrics.TRANSITIONS.labels(
                 journey, transition.from_stage or "none", transition.to_stage

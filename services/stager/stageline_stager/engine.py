@@ -159,3 +159,41 @@ class JourneyEngine:
                 )
                 state = replace(state, stage=stage, entered_at=touchpoint.occurred_at)
         return state, transitions
+
+
+def _newer(a: tuple[datetime, str] | None, b: tuple[datetime, str] | None) -> tuple[datetime, str] | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def merge_states(
+    engine: JourneyEngine, into: CustomerState, merged: CustomerState, at: datetime
+) -> CustomerState:
+    """The state of a customer who absorbs another's touchpoints (identity stitching).
+
+    States are functions of disjoint touchpoint sets, so the union is exact: counts add, each
+    rule's newest match is the newer of the two, and the stage follows from the result. A stage
+    neither side had (a count rule now met) is entered `at` the link.
+    """
+    counts = dict(into.rule_counts)
+    for rule_id, count in merged.rule_counts.items():
+        counts[rule_id] = counts.get(rule_id, 0) + count
+    latest = dict(into.rule_latest)
+    for rule_id, key in merged.rule_latest.items():
+        newest = _newer(latest.get(rule_id), key)
+        if newest is not None:
+            latest[rule_id] = newest
+    last = _newer(
+        (into.last_touchpoint_at, into.last_event_id or "") if into.last_touchpoint_at else None,
+        (merged.last_touchpoint_at, merged.last_event_id or "") if merged.last_touchpoint_at else None,
+    )
+    combined = replace(
+        into, rule_counts=counts, rule_latest=latest,
+        last_touchpoint_at=last[0] if last else None, last_event_id=last[1] if last else None,
+    )
+    stage = engine.stage_of(combined)
+    if stage == into.stage:
+        return combined
+    entered_at = merged.entered_at if stage == merged.stage else at
+    return replace(combined, stage=stage, entered_at=entered_at)

@@ -28,3 +28,14 @@ CONSUMER_LAG = Gauge(
 DB_RETRIES = Counter(
     "stageline_stager_db_retries_total", "Batches retried after a database error.", ["reason"]
 )
+MERGES = Counter(
+    "stageline_stager_identity_merges_total", "Customers merged into another (identity stitching)."
+)
+LINK_CONFLICTS = Counter(
+    "stageline_stager_identity_conflicts_total",
+    "Links refused because the id already belongs to another customer (first link wins).",
+)
+SUPPRESSED = Counter(
+    "stageline_stager_suppressed_total", "Events for erased ids, counted and not stored."
+)
+ERASED = Counter("stageline_stager_customers_erased_total", "Customers erased on request.")

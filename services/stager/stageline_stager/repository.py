@@ -15,16 +15,30 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from stageline_shared.events import Touchpoint
 
-from stageline_stager.engine import CustomerState, JourneyEngine, Transition
+from stageline_stager.engine import CustomerState, JourneyEngine, Transition, merge_states
+from stageline_stager.identity import (
+    Conflict,
+    Merge,
+    erase,
+    event_ids,
+    forget_identities,
+    lock_identities,
+    plan_links,
+    repoint,
+    suppressed_ids,
+)
 
 _INSERT_TOUCHPOINTS = text("""
     INSERT INTO touchpoints
-        (event_id, customer_id, event, channel, occurred_at, received_at, clamped, properties)
-    SELECT e, c, n, ch, o, r, cl, CAST(p AS jsonb)
+        (event_id, customer_id, event, channel, occurred_at, received_at, clamped, properties,
+         type, anonymous_id, user_id, context, source)
+    SELECT e, c, n, ch, o, r, cl, CAST(p AS jsonb), ty, a, u, CAST(cx AS jsonb), so
     FROM unnest(CAST(:event_ids AS text[]), CAST(:customers AS text[]), CAST(:events AS text[]),
                 CAST(:channels AS text[]), CAST(:occurred AS timestamptz[]),
                 CAST(:received AS timestamptz[]), CAST(:clamped AS boolean[]),
-                CAST(:properties AS text[])) AS t(e, c, n, ch, o, r, cl, p)
+                CAST(:properties AS text[]), CAST(:types AS text[]), CAST(:anonymous_ids AS text[]),
+                CAST(:user_ids AS text[]), CAST(:contexts AS text[]), CAST(:sources AS text[]))
+         AS t(e, c, n, ch, o, r, cl, p, ty, a, u, cx, so)
     ORDER BY e
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
@@ -103,19 +117,31 @@ class BatchOutcome:
 
     applied: int = 0
     duplicates: int = 0
+    suppressed: int = 0
+    erased: int = 0
+    merges: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
 
 
-async def _insert_new(conn: AsyncConnection, touchpoints: Sequence[Touchpoint]) -> set[str]:
+async def _insert_new(
+    conn: AsyncConnection, touchpoints: Sequence[Touchpoint], canon: Mapping[str, str]
+) -> set[str]:
+    """Insert under each event's current customer; returns the ids that were new."""
     result = await conn.execute(_INSERT_TOUCHPOINTS, {
         "event_ids": [t.event_id for t in touchpoints],
-        "customers": [t.customer_id for t in touchpoints],
+        "customers": [canon[t.customer_id] for t in touchpoints],
         "events": [t.event for t in touchpoints],
         "channels": [t.channel for t in touchpoints],
         "occurred": [t.occurred_at for t in touchpoints],
         "received": [t.received_at for t in touchpoints],
         "clamped": [t.clamped for t in touchpoints],
         "properties": [json.dumps(t.properties) for t in touchpoints],
+        "types": [t.type for t in touchpoints],
+        "anonymous_ids": [t.anonymous_id for t in touchpoints],
+        "user_ids": [t.user_id for t in touchpoints],
+        "contexts": [json.dumps(t.context) for t in touchpoints],
+        "sources": [t.source for t in touchpoints],
     })
     return {row[0] for row in result}
 
@@ -184,47 +210,110 @@ async def _add_counts(conn: AsyncConnection, deltas: Mapping[tuple[str, str], in
     })
 
 
+_DELETE_MERGED = text("""
+    DELETE FROM customer_stages
+    WHERE (journey, customer_id) IN (
+        SELECT j, c FROM unnest(CAST(:journeys AS text[]), CAST(:customers AS text[])) AS t(j, c))
+""")
+
+
+def _move(deltas: dict[tuple[str, str], int], journey: str, before: str | None, after: str | None) -> None:
+    if before != after:
+        if before is not None:
+            deltas[(journey, before)] -= 1
+        if after is not None:
+            deltas[(journey, after)] += 1
+
+
 async def apply_touchpoints(
     conn: AsyncConnection, engines: Iterable[JourneyEngine], touchpoints: Sequence[Touchpoint]
 ) -> BatchOutcome:
-    """Store new touchpoints and move every affected customer through every journey."""
-    outcome = BatchOutcome()
-    unique = {t.event_id: t for t in reversed(touchpoints)}  # first occurrence wins
-    if not unique:
-        return outcome
-    ordered = sorted(unique.values(), key=lambda t: t.event_id)
-    inserted = await _insert_new(conn, ordered)
-    outcome.applied = len(inserted)
-    outcome.duplicates = len(touchpoints) - len(inserted)
-    if not inserted:
-        return outcome
+    """Store new touchpoints, stitch identities, move customers through every journey, erase.
 
-    by_customer: dict[str, list[Touchpoint]] = defaultdict(list)
-    for touchpoint in ordered:
-        if touchpoint.event_id in inserted:
-            by_customer[touchpoint.customer_id].append(touchpoint)
+    Order inside the transaction: lock the batch's identities (id order), drop events of erased
+    ids, plan and apply merges, insert touchpoints (duplicates skipped), then lock the affected
+    customers' stage rows ((journey, customer) order) and write states, transitions and counts.
+    Erase requests run last, so an erase removes what its own batch stored too.
+    """
     engines = list(engines)
-    keys = sorted((e.journey.name, c) for e in engines for c in by_customer)
-    states = await _lock_states(conn, keys)
-
-    new_states: dict[tuple[str, str], CustomerState] = {}
+    outcome = BatchOutcome()
+    unique = list({t.event_id: t for t in reversed(touchpoints)}.values())  # first one wins
+    outcome.duplicates = len(touchpoints) - len(unique)
+    erasures = sorted((t for t in unique if t.type == "erase"), key=lambda t: t.event_id)
+    events = sorted((t for t in unique if t.type != "erase"), key=lambda t: t.event_id)
     deltas: dict[tuple[str, str], int] = defaultdict(int)
-    for engine in engines:
-        name = engine.journey.name
-        for customer_id, customer_touchpoints in by_customer.items():
-            before = states[(name, customer_id)]
-            after, transitions = engine.apply(before, customer_id, customer_touchpoints)
-            new_states[(name, customer_id)] = after
-            outcome.transitions.extend((name, t) for t in transitions)
-            if before.stage != after.stage:
-                if before.stage is not None:
-                    deltas[(name, before.stage)] -= 1
-                if after.stage is not None:
-                    deltas[(name, after.stage)] += 1
-    await _write_states(conn, new_states)
-    await _write_transitions(conn, outcome.transitions)
+
+    if events:
+        canon = await lock_identities(conn, [i for t in events for i in event_ids(t)])
+        # Read after the locks: an erase committed while we waited is seen here.
+        hidden = await suppressed_ids(conn, list(canon))
+        if hidden:
+            kept = [t for t in events if not hidden.intersection(event_ids(t))]
+            outcome.suppressed = len(events) - len(kept)
+            events = kept
+            await forget_identities(conn, hidden)
+        merges, conflicts = plan_links(events, canon)
+        for merge in merges:
+            await repoint(conn, merge)
+        inserted = await _insert_new(conn, events, canon) if events else set()
+        outcome.applied = len(inserted)
+        outcome.duplicates += len(events) - len(inserted)
+        outcome.merges = len(merges)
+        outcome.conflicts = [c for c in conflicts if c.event_id in inserted]
+        await _apply_stages(conn, engines, [t for t in events if t.event_id in inserted],
+                            canon, merges, outcome, deltas)
+
+    for request in erasures:
+        left = await erase(conn, request.customer_id, request.event_id)
+        outcome.erased += 1
+        for journey, stage in left:
+            deltas[(journey, stage)] -= 1
     await _add_counts(conn, deltas)
     return outcome
+
+
+async def _apply_stages(
+    conn: AsyncConnection,
+    engines: list[JourneyEngine],
+    new: list[Touchpoint],
+    canon: Mapping[str, str],
+    merges: list[Merge],
+    outcome: BatchOutcome,
+    deltas: dict[tuple[str, str], int],
+) -> None:
+    by_customer: dict[str, list[Touchpoint]] = defaultdict(list)
+    for touchpoint in new:
+        by_customer[canon[touchpoint.customer_id]].append(touchpoint)
+    customers = set(by_customer) | {m.source for m in merges} | {m.target for m in merges}
+    if not customers:
+        return
+    keys = sorted((e.journey.name, c) for e in engines for c in customers)
+    states = await _lock_states(conn, keys)
+    gone: list[tuple[str, str]] = []
+    for engine in engines:
+        name = engine.journey.name
+        for merge in merges:
+            source = states.pop((name, merge.source), CustomerState())
+            target = states.get((name, merge.target), CustomerState())
+            combined = merge_states(engine, target, source, merge.at)
+            _move(deltas, name, source.stage, None)
+            _move(deltas, name, target.stage, combined.stage)
+            if combined.stage is not None and combined.stage != target.stage:
+                outcome.transitions.append((name, Transition(
+                    merge.target, target.stage, combined.stage, merge.event_id, merge.at)))
+            states[(name, merge.target)] = combined
+            gone.append((name, merge.source))
+        for customer_id, customer_touchpoints in by_customer.items():
+            before = states.get((name, customer_id), CustomerState())
+            after, transitions = engine.apply(before, customer_id, customer_touchpoints)
+            states[(name, customer_id)] = after
+            outcome.transitions.extend((name, t) for t in transitions)
+            _move(deltas, name, before.stage, after.stage)
+    if gone:
+        await conn.execute(_DELETE_MERGED, {"journeys": [g[0] for g in gone],
+                                            "customers": [g[1] for g in gone]})
+    await _write_states(conn, states)
+    await _write_transitions(conn, outcome.transitions)
 
 
 async def store_offsets(

@@ -1,0 +1,140 @@
+"""Identity stitching and erasure: which customer each id belongs to, merges, suppressions.
+
+Every id seen has a row in `identities` mapping it to its customer (itself until linked). A batch
+first locks the rows of all its ids, in id order, so a merge and the events of the ids it merges
+serialise instead of racing: whichever commits second sees the other's result. First link wins:
+an id already merged into one customer is not moved by a later claim (a conflict, counted).
+"""
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from stageline_shared.events import Touchpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Customer `source` is absorbed by customer `target` because of event `event_id`."""
+
+    source: str
+    target: str
+    event_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Conflict:
+    id: str
+    owner: str
+    claimant: str
+    event_id: str
+
+
+def event_ids(touchpoint: Touchpoint) -> list[str]:
+    """Every identity an event mentions."""
+    ids = [touchpoint.customer_id, touchpoint.user_id, touchpoint.anonymous_id, touchpoint.previous_id]
+    return [i for i in ids if i]
+
+
+def plan_links(
+    touchpoints: Iterable[Touchpoint], canon: dict[str, str]
+) -> tuple[list[Merge], list[Conflict]]:
+    """Apply the batch's links, oldest first, to `canon` (id → customer, updated in place)."""
+    merges: list[Merge] = []
+    conflicts: list[Conflict] = []
+    for touchpoint in sorted(touchpoints, key=lambda t: (t.occurred_at, t.event_id)):
+        for source, claimed_by in touchpoint.links():
+            target = canon[claimed_by]
+            owner = canon[source]
+            if owner == target:
+                continue
+            if owner != source:
+                conflicts.append(Conflict(source, owner, target, touchpoint.event_id))
+                continue
+            merges.append(Merge(source, target, touchpoint.event_id, touchpoint.occurred_at))
+            for key, customer in canon.items():
+                if customer == source:
+                    canon[key] = target
+    return merges, conflicts
+
+
+async def lock_identities(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
+    """Create missing identity rows, lock all of them in id order; id → customer."""
+    ordered = sorted(set(ids))
+    await conn.execute(text("""
+        INSERT INTO identities (id, customer_id)
+        SELECT i, i FROM unnest(CAST(:ids AS text[])) AS t(i) ORDER BY i
+        ON CONFLICT (id) DO NOTHING
+    """), {"ids": ordered})
+    result = await conn.execute(text("""
+        SELECT id, customer_id FROM identities WHERE id = ANY(CAST(:ids AS text[]))
+        ORDER BY id FOR UPDATE
+    """), {"ids": ordered})
+    return {row.id: row.customer_id for row in result}
+
+
+async def suppressed_ids(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
+    result = await conn.execute(
+        text("SELECT id FROM suppressions WHERE id = ANY(CAST(:ids AS text[]))"), {"ids": list(ids)}
+    )
+    return {row.id for row in result}
+
+
+async def forget_identities(conn: AsyncConnection, ids: Iterable[str]) -> None:
+    """Drop identity rows this batch created for erased ids."""
+    await conn.execute(text("DELETE FROM identities WHERE id = ANY(CAST(:ids AS text[]))"),
+                       {"ids": sorted(ids)})
+
+
+async def repoint(conn: AsyncConnection, merge: Merge) -> None:
+    """Move the source customer's ids, touchpoints and transition history to the target."""
+    params = {"source": merge.source, "target": merge.target, "event_id": merge.event_id}
+    # Lock every id of the source first: an event for one of them that is being applied right
+    # now (resolved to the source) commits before we move anything.
+    await conn.execute(text(
+        "SELECT id FROM identities WHERE customer_id = :source ORDER BY id FOR UPDATE"
+    ), params)
+    await conn.execute(text("""
+        UPDATE identities SET customer_id = :target, linked_at = now(), linked_by = :event_id
+        WHERE customer_id = :source
+    """), params)
+    await conn.execute(text(
+        "UPDATE touchpoints SET customer_id = :target WHERE customer_id = :source"
+    ), params)
+    await conn.execute(text(
+        "UPDATE stage_transitions SET customer_id = :target WHERE customer_id = :source"
+    ), params)
+
+
+async def erase(conn: AsyncConnection, key: str, event_id: str) -> list[tuple[str, str]]:
+    """Erase the customer `key` belongs to: every id, touchpoint, stage and transition.
+
+    All its ids are suppressed from then on. Returns the (journey, stage) each of the customer's
+    stages was in, for the counters.
+    """
+    canon = await lock_identities(conn, [key])
+    customer = canon[key]
+    result = await conn.execute(text(
+        "SELECT id FROM identities WHERE customer_id = :c ORDER BY id FOR UPDATE"
+    ), {"c": customer})
+    ids = sorted({row.id for row in result} | {key, customer})
+    await conn.execute(text("DELETE FROM touchpoints WHERE customer_id = :c"), {"c": customer})
+    await conn.execute(text("DELETE FROM stage_transitions WHERE customer_id = :c"), {"c": customer})
+    stages = await conn.execute(text(
+        "DELETE FROM customer_stages WHERE customer_id = :c RETURNING journey, stage"
+    ), {"c": customer})
+    left = [(row.journey, row.stage) for row in stages if row.stage is not None]
+    await forget_identities(conn, ids)
+    await conn.execute(text("""
+        INSERT INTO suppressions (id, erase_event_id)
+        SELECT i, :event_id FROM unnest(CAST(:ids AS text[])) AS t(i)
+        ON CONFLICT (id) DO NOTHING
+    """), {"ids": ids, "event_id": event_id})
+    log.info("erased customer (%d ids) for erase event %s", len(ids), event_id)
+    return left
