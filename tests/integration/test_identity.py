@@ -16,12 +16,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from stageline_shared.database import make_engine
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import Touchpoint, TouchpointType
 from stageline_shared.journeys import load_journeys
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.repository import apply_touchpoints
+
 from tests.integration.support import (
     STAGES,
     Stack,
@@ -37,10 +37,10 @@ NAMES = ["Ad Clicked", "Product Viewed", "Review Read", "Product Added", "Order 
 
 
 def touchpoint(event_id: str, minute: int, event: str, *, user: str | None = None,
-               anon: str | None = None, type_: str = "track", previous: str | None = None) -> Touchpoint:
+               anon: str | None = None, type_: TouchpointType = "track", previous: str | None = None) -> Touchpoint:
     at = BASE + timedelta(minutes=minute)
     return Touchpoint(
-        type=type_, event_id=event_id, customer_id=user or anon or "", event=event,  # type: ignore[arg-type]
+        type=type_, event_id=event_id, customer_id=user or anon or "", event=event,
         occurred_at=at, received_at=at, user_id=user, anonymous_id=anon, previous_id=previous,
     )
 
