@@ -14,22 +14,22 @@ MAX_BATCH_EVENTS = 1000
 MAX_FUTURE_SKEW = timedelta(hours=24)
 WIRE_VERSION = 1
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-def _reject_nul(value: Any, path: str = "properties") -> None:
+def reject_nul(value: Any, path: str = "properties") -> None:
     """Postgres text and jsonb cannot hold U+0000, so such events are refused at the door."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{path} contains a NUL character (U+0000)")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _reject_nul(key, f"{path} key")
-            _reject_nul(item, f"{path}.{key}")
+            reject_nul(key, f"{path} key")
+            reject_nul(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _reject_nul(item, f"{path}[{index}]")
+            reject_nul(item, f"{path}[{index}]")
 
 
 class TouchpointIn(BaseModel):
@@ -49,7 +49,7 @@ class TouchpointIn(BaseModel):
     def _printable_and_not_blank(cls, value: str | None) -> str | None:
         """Ids and names travel in URLs and logs: no control characters, no blank values."""
         if value is not None:
-            control = _CONTROL.search(value)
+            control = CONTROL_CHARACTERS.search(value)
             if control:
                 raise ValueError(f"contains a control character (U+{ord(control.group()):04X})")
             if not value.strip():
@@ -66,7 +66,7 @@ class TouchpointIn(BaseModel):
     @field_validator("properties")
     @classmethod
     def _properties_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _reject_nul(value)
+        reject_nul(value)
         return value
 
 
@@ -129,7 +129,10 @@ def parse_timestamp(value: str) -> datetime:
         raise ValueError(f"not an RFC 3339 timestamp: {value[:64]!r}") from None
     if parsed.tzinfo is None:
         raise ValueError("timestamp needs a UTC offset, e.g. 2026-01-31T12:00:00Z")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp is out of range: {value[:64]!r}") from None
 
 
 def stamp(event: TouchpointIn, received_at: datetime, source: str | None = None) -> Touchpoint:

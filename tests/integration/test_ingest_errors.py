@@ -60,6 +60,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
         (b'{"customer_id": "c", "event": "x", "occurred_at": "yesterday"}', 422, "no_valid_events", "occurred_at"),
         (b'{"customer_id": "c", "event": "x", "occurred_at": "2026-01-01T00:00:00"}', 422, "no_valid_events", "UTC offset"),
         (b'{"customer_id": "c", "event": "x", "occurred_at": 1700000000}', 422, "no_valid_events", "occurred_at"),
+        (b'{"customer_id": "c", "event": "x", "occurred_at": "0001-01-01T00:00:00+01:00"}', 422, "no_valid_events", "out of range"),
         (b'{"customer_id": "c\\u0000", "event": "x"}', 422, "no_valid_events", "U+0000"),
         (b'{"customer_id": "a\\nb", "event": "x"}', 422, "no_valid_events", "control character (U+000A)"),
         (b'{"customer_id": "c", "event": "x", "properties": {"a": {"b": "\\u0000"}}}', 422, "no_valid_events", "properties.a.b"),

@@ -1,5 +1,110 @@
-"""Segment HTTP Tracking API routes (/v1/track, /v1/identify, …, /v1/batch)."""
+"""Segment HTTP Tracking API routes (/v1/track, /v1/identify, …, /v1/batch).
 
-from fastapi import APIRouter
+Websites and apps already instrumented with a Segment-compatible SDK only change the host. The
+answer is 200 {"success": true} (the SDKs treat anything else as a failure to retry or drop), and
+only once the broker holds the events.
+"""
 
-router = APIRouter()
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from stageline_shared.auth import presented_key
+from stageline_shared.errors import ApiError, json_response
+from stageline_shared.keys import ApiKey
+
+from stageline_ingest.auth import check_write_key
+from stageline_ingest.body import decode_body, read_body
+from stageline_ingest.delivery import deliver
+from stageline_ingest.metrics import EVENTS_REJECTED
+from stageline_ingest.segment_intake import (
+    MAX_REQUEST_BYTES,
+    TYPES,
+    Rejection,
+    SegmentType,
+    parse_document,
+    read_batch,
+    read_message,
+    write_key_of,
+)
+
+router = APIRouter(tags=["segment"])
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "track": {"userId": "u-42", "event": "Order Completed", "properties": {"total": 42.5}},
+    "identify": {"userId": "u-42", "anonymousId": "a-7", "traits": {"plan": "pro"}},
+    "page": {"anonymousId": "a-7", "name": "Pricing", "properties": {"url": "https://shop.example/pricing"}},
+    "screen": {"userId": "u-42", "name": "Cart"},
+    "group": {"userId": "u-42", "groupId": "acme", "traits": {"employees": 40}},
+    "alias": {"userId": "u-42", "previousId": "a-7"},
+    "batch": {"batch": [{"type": "track", "userId": "u-42", "event": "Product Viewed"},
+                        {"type": "page", "anonymousId": "a-7", "name": "Pricing"}],
+              "context": {"library": {"name": "analytics-node"}}, "sentAt": "2026-11-23T10:00:00Z"},
+}
+
+
+def _doc(route: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"example": EXAMPLES[route]}}}}
+
+
+async def _read(request: Request) -> tuple[ApiKey, dict[str, Any], datetime]:
+    """The write key, the JSON document and the receive time.
+
+    A key in the Authorization header is checked before the body is read; without the header,
+    the key is the body's `writeKey` (Segment's browser fallback).
+    """
+    key = None
+    if "authorization" in request.headers:
+        key = await check_write_key(request, presented_key(request))
+    try:
+        raw = await read_body(request, MAX_REQUEST_BYTES)
+        document = parse_document(
+            decode_body(raw, request.headers.get("content-encoding"), MAX_REQUEST_BYTES)
+        )
+    except ApiError as exc:
+        EVENTS_REJECTED.labels(exc.code).inc()
+        raise
+    if key is None:
+        key = await check_write_key(request, write_key_of(document))
+    return key, document, datetime.now(UTC)
+
+
+def _single(route: SegmentType) -> Callable[[Request], Awaitable[Response]]:
+    async def accept(request: Request) -> Response:
+        key, document, received_at = await _read(request)
+        try:
+            touchpoint = read_message(document, route, received_at, key.source)
+        except Rejection as exc:
+            EVENTS_REJECTED.labels(exc.reason).inc()
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        await deliver(request, [touchpoint], "messageId")
+        return json_response({"success": True})
+
+    accept.__name__ = f"segment_{route}"
+    accept.__doc__ = f"One Segment `{route}` call; 200 once the broker holds it."
+    return accept
+
+
+for _route in TYPES:
+    router.add_api_route(f"/v1/{_route}", _single(_route), methods=["POST"], openapi_extra=_doc(_route))
+
+
+@router.post("/v1/batch", openapi_extra=_doc("batch"))
+async def segment_batch(request: Request) -> Response:
+    """Up to 2,500 Segment messages; refused ones are listed, the others accepted."""
+    key, document, received_at = await _read(request)
+    try:
+        intake = read_batch(document, received_at, key.source)
+    except ApiError as exc:
+        EVENTS_REJECTED.labels(exc.code).inc()
+        raise
+    for reason in intake.reasons:
+        EVENTS_REJECTED.labels(reason).inc()
+    if not intake.accepted:
+        raise ApiError(400, "no_valid_events", "no valid messages: " + intake.rejected[0]["error"],
+                       rejected=intake.rejected)
+    await deliver(request, intake.accepted, "messageId")
+    return json_response({"success": True, "accepted": len(intake.accepted), "rejected": intake.rejected})

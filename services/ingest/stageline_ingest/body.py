@@ -1,0 +1,63 @@
+"""Reading a request body within a byte limit, gzip-compressed or not."""
+
+import zlib
+
+from fastapi import Request
+from stageline_shared.errors import ApiError
+
+
+def _too_large(limit: int, what: str = "request body") -> ApiError:
+    return ApiError(413, "body_too_large", f"{what} exceeds the limit of {limit} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body; 413 as soon as it (or its declared length) passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"request body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip (one or more members) without ever holding more than `limit` + 1 bytes.
+
+    A few kilobytes of gzip can expand to gigabytes, so the output is capped while decompressing
+    rather than checked afterwards.
+    """
+    out = bytearray()
+    rest = data
+    while True:
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += decompressor.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit:
+                raise _too_large(limit, "decompressed request body")
+            # All input was consumed below the budget, so what flush() returns is a small residue.
+            out += decompressor.flush()
+        except zlib.error as exc:
+            raise ApiError(400, "malformed_gzip", f"request body is not valid gzip: {exc}") from None
+        if len(out) > limit:
+            raise _too_large(limit, "decompressed request body")
+        if not decompressor.eof:
+            raise ApiError(400, "malformed_gzip", "request body is truncated gzip")
+        rest = decompressor.unused_data
+        # Concatenated members are valid gzip; trailing zero padding (some writers add it) is not
+        # a member and is ignored, as gzip(1) does.
+        if not rest.strip(b"\x00"):
+            return bytes(out)
+
+
+def decode_body(data: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """The body as JSON bytes: gunzipped when Content-Encoding says gzip, whatever Content-Type says."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return data
+    if encoding in ("gzip", "x-gzip"):
+        return gunzip(data, limit)
+    raise ApiError(415, "unsupported_encoding",
+                   f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or identity")
