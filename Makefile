@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint unit system-deps clean
+.PHONY: help install run test lint unit system-deps node-deps clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,7 +25,14 @@ system-deps: ## Debian packages the tests need (docker-compose, to validate dock
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose >/dev/null; }
 
-test: install system-deps ## Run the whole test suite (starts its own broker and Postgres)
+node-deps: ## npm ci for the @segment/analytics-node check in tests/sdk/node (skipped without node)
+	@if command -v node >/dev/null && command -v npm >/dev/null; then \
+	  npm ci --prefix tests/sdk/node --no-audit --no-fund --loglevel=error; \
+	else \
+	  echo "node/npm not found: skipping npm ci; tests/integration/test_sdks.py's node check will fail"; \
+	fi
+
+test: install system-deps node-deps ## Run the whole test suite (starts its own broker and Postgres)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: install ## Only the fast tests (no broker, no Postgres)

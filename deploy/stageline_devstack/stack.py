@@ -13,6 +13,7 @@ from stageline_shared.migrate import upgrade
 
 from stageline_devstack.broker import Broker
 from stageline_devstack.databases import ensure_database
+from stageline_devstack.dev_keys import fresh_dev_keys
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_devstack.processes import ServiceProcess
 
@@ -42,11 +43,18 @@ Stageline is running.
   database {database}
   logs     {logs}
 
+Development keys (new each start; the previous run's are revoked; shown only here):
+  write    {write}  (ingest, source "dev")
+  read     {read}  (API)
+  admin    {admin}  (API, /v1/admin/keys)
+
 Try:
-  curl -s -X POST http://127.0.0.1:{ingest}/v1/events -H 'Content-Type: application/json' \\
+  curl -s -X POST http://127.0.0.1:{ingest}/v1/events -u {write}: \\
+       -H 'Content-Type: application/json' \\
        -d '{{"customer_id": "c-1", "event": "Product Viewed", "channel": "web"}}'
-  curl -s http://127.0.0.1:{api}/v1/journeys/ecommerce/stages
-  curl -s http://127.0.0.1:{api}/v1/customers/c-1/timeline
+  curl -s http://127.0.0.1:{api}/v1/journeys/ecommerce/stages -H "Authorization: Bearer {read}"
+  curl -s http://127.0.0.1:{api}/v1/customers/c-1/timeline -H "Authorization: Bearer {read}"
+  curl -s http://127.0.0.1:{api}/v1/admin/keys -H "Authorization: Bearer {admin}"
 
 Ctrl-C stops everything.
 """
@@ -79,6 +87,8 @@ def run() -> None:
             database_url = ensure_database(postgres.url(), "stageline")
         upgrade(database_url)
         log.info("database migrated")
+        keys = fresh_dev_keys(database_url)
+        log.info("development keys replaced")
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
             "STAGELINE_API_PORT": str(settings.api_port),
@@ -98,7 +108,7 @@ def run() -> None:
             service.start()
         print(SAMPLE.format(
             api=settings.api_port, ingest=settings.ingest_port, stager=settings.stager_port,
-            bootstrap=bootstrap, database=database_url, logs=logs.resolve(),
+            bootstrap=bootstrap, database=database_url, logs=logs.resolve(), **keys,
         ), flush=True)
         while not stopping.wait(1):
             for service in services:

@@ -6,6 +6,7 @@ revocation takes effect within `cache_s` seconds.
 """
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 KeyKind = Literal["write", "read", "admin"]
 KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
+MAX_LABEL = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -30,12 +33,32 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def check_new_key(kind: str, source: str | None, name: str | None) -> None:
+    """Refuse a key that could not be used or told apart; ValueError names the problem.
+
+    A write key's source is stamped on every event it sends, so it is required and, like the
+    name, a short printable label.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    if kind == "write" and source is None:
+        raise ValueError("a write key needs a source (where its events come from, e.g. 'web shop')")
+    for field, value in (("source", source), ("name", name)):
+        if value is None:
+            continue
+        if not value.strip():
+            raise ValueError(f"{field} must not be blank")
+        if len(value) > MAX_LABEL:
+            raise ValueError(f"{field} is longer than {MAX_LABEL} characters")
+        if _CONTROL.search(value):
+            raise ValueError(f"{field} contains a control character")
+
+
 async def create_key(
     conn: AsyncConnection, kind: KeyKind, source: str | None = None, name: str | None = None
 ) -> tuple[ApiKey, str]:
     """Store a new key; returns it and its secret (the only time the secret exists)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    check_new_key(kind, source, name)
     key = ApiKey(id=f"key_{secrets.token_hex(6)}", kind=kind, source=source, name=name)
     secret = f"sl_{kind}_{secrets.token_urlsafe(32)}"
     await conn.execute(

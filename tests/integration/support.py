@@ -16,7 +16,7 @@ import httpx
 from stageline_devstack.broker import free_port
 from stageline_devstack.processes import ServiceProcess
 from stageline_shared.database import async_url, make_engine
-from stageline_shared.keys import KINDS, create_key
+from stageline_shared.keys import KINDS, KeyKind, create_key, revoke_key
 
 EVENT_NAMES = [
     "Ad Clicked", "Product Viewed", "Review Read", "Product Added", "Order Completed",
@@ -78,8 +78,8 @@ class Stack:
     def start_ingest(self, **extra: str) -> str:
         return self._start("ingest", "stageline_ingest", "STAGELINE_INGEST_PORT", **extra).base_url
 
-    def start_api(self) -> str:
-        return self._start("api", "stageline_api", "STAGELINE_API_PORT").base_url
+    def start_api(self, **extra: str) -> str:
+        return self._start("api", "stageline_api", "STAGELINE_API_PORT", **extra).base_url
 
     def start_stager(self, **extra: str) -> ServiceProcess:
         return self._start("stager", "stageline_stager", "STAGELINE_STAGER_PORT", **extra)
@@ -96,6 +96,19 @@ async def create_keys(database_url: str) -> dict[str, str]:
         async with engine.begin() as conn:
             return {kind: (await create_key(conn, kind, source="tests" if kind == "write" else None))[1]
                     for kind in KINDS}
+    finally:
+        await engine.dispose()
+
+
+async def new_key(database_url: str, kind: KeyKind, revoked: bool = False) -> str:
+    """The secret of another key of `kind` (write keys: source "tests"), revoked if asked."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            key, secret = await create_key(conn, kind, source="tests" if kind == "write" else None)
+            if revoked:
+                await revoke_key(conn, key.id)
+            return secret
     finally:
         await engine.dispose()
 

@@ -1,4 +1,4 @@
-"""The read API's FastAPI application: engine made in lifespan, disposed after."""
+"""The read API's FastAPI application: engine and key store made in lifespan, disposed after."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -9,8 +9,10 @@ from stageline_shared.database import make_engine
 from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
 from stageline_shared.journeys import load_journeys
+from stageline_shared.keys import KeyStore
 
-from stageline_api.endpoints import router
+from stageline_api import admin
+from stageline_api.endpoints import probes, router
 from stageline_api.settings import ApiSettings
 
 log = logging.getLogger("stageline_api")
@@ -23,6 +25,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = make_engine(settings.database_url, pool_size=10)
+        app.state.keys = KeyStore(app.state.db, settings.key_cache_s)
         log.info("api ready: journeys %s", ", ".join(journeys))
         try:
             yield
@@ -36,4 +39,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     instrument(app, "api")
     app.include_router(router)
+    app.include_router(admin.router)
+    app.include_router(probes)
     return app

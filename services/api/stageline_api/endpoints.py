@@ -1,4 +1,7 @@
-"""Read API routes: journeys, stage counts, a customer's stage and timeline."""
+"""Read API routes (a read or admin key): journeys, stage counts, a customer's stage and timeline.
+
+The probes are open: orchestrators and load balancers carry no key.
+"""
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -11,6 +14,7 @@ from stageline_shared.health import readiness
 from stageline_shared.journeys import Journey
 
 from stageline_api import cursor, repository
+from stageline_api.auth import AUTH_ERRORS, require_read_key
 from stageline_api.schemas import (
     CustomerOut,
     CustomerStage,
@@ -23,7 +27,8 @@ from stageline_api.schemas import (
     TimelineItem,
 )
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_read_key)], responses=AUTH_ERRORS)
+probes = APIRouter()
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown journey or customer"}}
 
 
@@ -119,12 +124,12 @@ async def customer(
     )
 
 
-@router.get("/healthz")
+@probes.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readyz")
+@probes.get("/readyz")
 async def readyz(request: Request) -> Response:
     ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,
                                     request.app.state.db)

@@ -3,7 +3,8 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+from stageline_shared.keys import MAX_LABEL, KeyKind
 
 
 class JourneyOut(BaseModel):
@@ -63,3 +64,36 @@ class Timeline(BaseModel):
     customer_id: str
     items: list[TimelineItem]
     next_cursor: str | None
+
+
+class KeyIn(BaseModel):
+    """A key to create: a write key needs the source its events come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: KeyKind
+    source: str | None = Field(default=None, max_length=MAX_LABEL, examples=["web shop"])
+    name: str | None = Field(default=None, max_length=MAX_LABEL, examples=["checkout frontend"])
+
+
+class KeyOut(BaseModel):
+    id: str
+    kind: KeyKind
+    source: str | None
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(BaseModel):
+    """The new key; `key` is the secret, shown in this response only."""
+
+    id: str
+    kind: KeyKind
+    source: str | None
+    name: str | None
+    key: str
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
