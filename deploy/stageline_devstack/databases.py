@@ -4,6 +4,7 @@ import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
 from stageline_shared.database import async_url
 
 

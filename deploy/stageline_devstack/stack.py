@@ -9,13 +9,13 @@ from types import FrameType
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from stageline_shared.migrate import upgrade
 
 from stageline_devstack.broker import Broker
 from stageline_devstack.databases import ensure_database
 from stageline_devstack.dev_keys import fresh_dev_keys
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_devstack.processes import ServiceProcess
+from stageline_shared.migrate import upgrade
 
 log = logging.getLogger("stageline_devstack")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+
 from stageline_devstack.broker import free_port
 from stageline_devstack.processes import ServiceProcess
 from stageline_shared.database import async_url, make_engine

@@ -16,12 +16,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from stageline_shared.database import make_engine
 from stageline_shared.events import Touchpoint, TouchpointType
 from stageline_shared.journeys import load_journeys
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.repository import apply_touchpoints
-
 from tests.integration.support import (
     STAGES,
     Stack,
@@ -174,6 +174,10 @@ async def test_two_stagers_stitch_across_partitions(stack: Stack) -> None:
     async with stack.client(base_url=api) as client:
         counts = (await client.get("/v1/journeys/shop/stages")).json()
         assert counts["total"] == people
+        for any_id in ("anon-0-0", "anon-0-2", "old-user-0", "user-0"):
+            body = (await client.get(f"/v1/customers/{any_id}")).json()
+            assert body["customer_id"] == "user-0", any_id
+            assert body["aliases"] == ["anon-0-0", "anon-0-1", "anon-0-2", "old-user-0"]
         for n in range(3):
             timeline = (await client.get(f"/v1/customers/user-{n}/timeline",
                                          params={"limit": 500})).json()
@@ -206,15 +210,21 @@ async def test_first_link_wins_and_conflict_is_counted(stack: Stack) -> None:
 
 async def test_erase_removes_everything_and_suppresses_later_events(stack: Stack) -> None:
     stager = stack.start_stager()
+    api = stack.start_api()
     rng = random.Random(3)
     alice, bob = person(0, rng), person(1, rng)
     await produce(stack.bootstrap, stack.topic, alice + bob)
     await wait_applied(stack.database_url, stack.topic, len(alice) + len(bob))
-    erase = Touchpoint(type="erase", event_id="erase-1", customer_id="anon-0-1",
-                       event="Customer Erased", occurred_at=BASE, received_at=BASE)
     later = [touchpoint("late-1", 900, "Order Completed", anon="anon-0-2"),
              touchpoint("late-2", 901, "Order Completed", user="user-0")]
-    await produce(stack.bootstrap, stack.topic, [erase])
+    async with stack.client(base_url=api) as client:
+        refused = await client.delete("/v1/customers/anon-0-1")  # a read key may not erase
+        assert refused.status_code == 403
+        queued = await client.delete(
+            "/v1/customers/anon-0-1", headers={"Authorization": f"Bearer {stack.keys['admin']}"}
+        )
+        assert queued.status_code == 202, queued.text
+        assert queued.json()["status"] == "queued"
     await wait_applied(stack.database_url, stack.topic, len(alice) + len(bob) + 1)
     await produce(stack.bootstrap, stack.topic, later)
     await wait_applied(stack.database_url, stack.topic, len(alice) + len(bob) + 3)
@@ -238,3 +248,8 @@ async def test_erase_removes_everything_and_suppresses_later_events(stack: Stack
         metrics = (await client.get(f"{stager.base_url}/metrics")).text
     assert "stageline_stager_suppressed_total 2.0" in metrics
     assert "stageline_stager_customers_erased_total 1.0" in metrics
+    async with stack.client(base_url=api) as client:
+        assert (await client.get("/v1/customers/user-0")).status_code == 404
+        assert (await client.get("/v1/customers/anon-0-1/timeline")).status_code == 404
+        counts = (await client.get("/v1/journeys/shop/stages")).json()
+        assert counts["total"] == 1

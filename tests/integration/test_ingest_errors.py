@@ -9,10 +9,10 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+
 from stageline_devstack.broker import Broker, free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
-
 from tests.integration.support import Stack, create_keys, wait_applied
 
 pytestmark = pytest.mark.integration

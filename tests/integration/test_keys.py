@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 from stageline_devstack.dev_keys import fresh_dev_keys
 from stageline_shared.database import make_engine
 from stageline_shared.keys import KINDS, list_keys
-
 from tests.integration.support import Stack, new_key
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
 from stageline_devstack.broker import Broker, free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
-
 from tests.integration.support import Stack, create_keys, wait_applied
 
 pytestmark = pytest.mark.integration

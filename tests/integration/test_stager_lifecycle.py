@@ -6,9 +6,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from stageline_devstack.broker import Broker, free_port
 from stageline_devstack.processes import ServiceProcess
-
 from tests.integration.support import (
     Stack,
     applied_offsets,

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from stageline_shared.events import Touchpoint
 from stageline_shared.journeys import Journey, Match, load_journeys
 from stageline_shared.settings import DEFAULT_JOURNEYS_FILE

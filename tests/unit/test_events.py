@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 from pydantic import ValidationError
+
 from stageline_shared.events import MAX_FUTURE_SKEW, Touchpoint, TouchpointIn, stamp
 
 RECEIVED = datetime(2026, 1, 31, 12, 0, 0, tzinfo=UTC)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from stageline_shared.journeys import Journey, JourneyDefinitionError, load_journeys
 from stageline_shared.settings import DEFAULT_JOURNEYS_FILE
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from stageline_ingest.body import decode_body, gunzip
 from stageline_ingest.segment_intake import (
     MAX_BATCH_MESSAGES,

@@ -4,11 +4,11 @@ import logging
 import sys
 
 import uvicorn
-from stageline_shared.journeys import JourneyDefinitionError
-from stageline_shared.logs import setup_logging
 
 from stageline_api.app import create_app
 from stageline_api.settings import ApiSettings
+from stageline_shared.journeys import JourneyDefinitionError
+from stageline_shared.logs import setup_logging
 
 
 def main() -> None:

@@ -7,11 +7,11 @@ SHA-256, and nothing here logs either.
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stageline_shared.errors import ApiError
-from stageline_shared.keys import create_key, list_keys, revoke_key
 
 from stageline_api.auth import AUTH_ERRORS, require_admin_key
 from stageline_api.schemas import KeyCreated, KeyIn, KeyList, KeyOut
+from stageline_shared.errors import ApiError
+from stageline_shared.keys import create_key, list_keys, revoke_key
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_key)],
                    responses=AUTH_ERRORS)

@@ -5,15 +5,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
+from stageline_api import admin, privacy
+from stageline_api.endpoints import probes, router
+from stageline_api.privacy import EraseProducer
+from stageline_api.settings import ApiSettings
 from stageline_shared.database import make_engine
 from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
 from stageline_shared.journeys import load_journeys
 from stageline_shared.keys import KeyStore
-
-from stageline_api import admin
-from stageline_api.endpoints import probes, router
-from stageline_api.settings import ApiSettings
 
 log = logging.getLogger("stageline_api")
 
@@ -26,10 +27,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = make_engine(settings.database_url, pool_size=10)
         app.state.keys = KeyStore(app.state.db, settings.key_cache_s)
+        app.state.producer = EraseProducer(settings.kafka_bootstrap_servers, settings.topic)
         log.info("api ready: journeys %s", ", ".join(journeys))
         try:
             yield
         finally:
+            await app.state.producer.stop()
             await app.state.db.dispose()
 
     app = FastAPI(title="Stageline API", version="0.1.0", lifespan=lifespan,
@@ -40,5 +43,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     instrument(app, "api")
     app.include_router(router)
     app.include_router(admin.router)
+    app.include_router(privacy.router)
     app.include_router(probes)
     return app

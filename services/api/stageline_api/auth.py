@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from stageline_shared.auth import authenticate
 from stageline_shared.errors import ApiError
 from stageline_shared.keys import ApiKey, KeyKind

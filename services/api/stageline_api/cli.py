@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from stageline_shared.database import make_engine
 from stageline_shared.keys import KINDS, check_new_key, create_key, list_keys, revoke_key
 from stageline_shared.settings import CommonSettings

@@ -5,6 +5,7 @@ import binascii
 from datetime import UTC, datetime
 
 import orjson
+
 from stageline_shared.errors import ApiError
 
 START: tuple[datetime, int, str] = (datetime(1, 1, 1, tzinfo=UTC), -1, "")

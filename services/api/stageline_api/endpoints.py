@@ -9,9 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from stageline_shared.errors import ApiError, json_response
-from stageline_shared.health import readiness
-from stageline_shared.journeys import Journey
 
 from stageline_api import cursor, repository
 from stageline_api.auth import AUTH_ERRORS, require_read_key
@@ -26,6 +23,9 @@ from stageline_api.schemas import (
     Timeline,
     TimelineItem,
 )
+from stageline_shared.errors import ApiError, json_response
+from stageline_shared.health import readiness
+from stageline_shared.journeys import Journey
 
 router = APIRouter(dependencies=[Depends(require_read_key)], responses=AUTH_ERRORS)
 probes = APIRouter()
@@ -79,9 +79,13 @@ async def customer_timeline(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after: Annotated[str | None, Query(alias="cursor")] = None,
 ) -> Timeline:
-    """Touchpoints and stage changes in time order; follow next_cursor for the next page."""
+    """Touchpoints and stage changes in time order; follow next_cursor for the next page.
+
+    Any of the customer's ids works: an anonymous id answers with the customer it merged into.
+    """
     if journey is not None:
         _journey(request, journey)
+    customer_id, _ = await repository.resolve(conn, customer_id)
     rows = await repository.timeline(conn, customer_id, journey, cursor.decode(after), limit + 1)
     if not rows and after is None:
         raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
@@ -106,9 +110,13 @@ async def customer_timeline(
 async def customer(
     request: Request, customer_id: str, conn: Conn, journey: str | None = None
 ) -> CustomerOut:
-    """A customer's current stage per journey (or in one), when entered, and last touchpoint."""
+    """A customer's stage per journey (or in one), when entered, last touchpoint and aliases.
+
+    Any linked id (anonymous or known) answers with the customer it belongs to.
+    """
     if journey is not None:
         _journey(request, journey)
+    customer_id, aliases = await repository.resolve(conn, customer_id)
     last = await repository.last_touchpoint(conn, customer_id)
     if last is None:
         raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
@@ -118,7 +126,7 @@ async def customer(
         if journey is None or row.journey == journey
     ]
     return CustomerOut(
-        customer_id=customer_id, stages=stages,
+        customer_id=customer_id, aliases=aliases, stages=stages,
         last_touchpoint=LastTouchpoint(event_id=last.event_id, event=last.event,
                                        channel=last.channel, occurred_at=last.occurred_at),
     )

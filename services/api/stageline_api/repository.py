@@ -64,3 +64,16 @@ async def timeline(
         "after_kind": after[1], "after_key": after[2], "limit": limit,
     })
     return list(result)
+
+
+async def resolve(conn: AsyncConnection, any_id: str) -> tuple[str, list[str]]:
+    """The customer an id (user id or anonymous id) belongs to, and that customer's other ids."""
+    customer = await conn.scalar(
+        text("SELECT customer_id FROM identities WHERE id = :id"), {"id": any_id}
+    )
+    customer = customer or any_id
+    result = await conn.execute(
+        text("SELECT id FROM identities WHERE customer_id = :c AND id <> :c ORDER BY id"),
+        {"c": customer},
+    )
+    return customer, [row.id for row in result]

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from stageline_shared.keys import MAX_LABEL, KeyKind
 
 
@@ -44,6 +45,7 @@ class CustomerStage(BaseModel):
 
 class CustomerOut(BaseModel):
     customer_id: str
+    aliases: list[str]
     stages: list[CustomerStage]
     last_touchpoint: LastTouchpoint | None
 
@@ -97,3 +99,8 @@ class KeyCreated(BaseModel):
 
 class KeyList(BaseModel):
     keys: list[KeyOut]
+
+
+class EraseQueued(BaseModel):
+    erase_event_id: str
+    status: Literal["queued"] = "queued"

@@ -1,10 +1,10 @@
 """`stageline-ingest`: serve the ingest API with uvicorn."""
 
 import uvicorn
-from stageline_shared.logs import setup_logging
 
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
+from stageline_shared.logs import setup_logging
 
 
 def main() -> None:

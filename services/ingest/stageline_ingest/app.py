@@ -8,17 +8,17 @@ from contextlib import asynccontextmanager
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+
+from stageline_ingest.endpoints import router
+from stageline_ingest.producer import TouchpointProducer
+from stageline_ingest.segment import router as segment_router
+from stageline_ingest.settings import IngestSettings
 from stageline_shared.auth import RateLimiter
 from stageline_shared.database import make_engine
 from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
 from stageline_shared.kafka import ensure_topics
 from stageline_shared.keys import KeyStore
-
-from stageline_ingest.endpoints import router
-from stageline_ingest.producer import TouchpointProducer
-from stageline_ingest.segment import router as segment_router
-from stageline_ingest.settings import IngestSettings
 
 log = logging.getLogger("stageline_ingest")
 

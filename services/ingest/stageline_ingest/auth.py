@@ -1,6 +1,7 @@
 """Write-key checks and per-key rate limits for ingest routes."""
 
 from fastapi import Request
+
 from stageline_shared.auth import authenticate, presented_key
 from stageline_shared.errors import ApiError
 from stageline_shared.keys import ApiKey

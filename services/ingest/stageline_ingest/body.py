@@ -3,6 +3,7 @@
 import zlib
 
 from fastapi import Request
+
 from stageline_shared.errors import ApiError
 
 

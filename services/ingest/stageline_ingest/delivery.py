@@ -4,11 +4,11 @@ import logging
 from collections.abc import Sequence
 
 from fastapi import Request
-from stageline_shared.errors import ApiError
-from stageline_shared.events import Touchpoint
 
 from stageline_ingest.metrics import BROKER_UNAVAILABLE, EVENTS_ACCEPTED, EVENTS_CLAMPED
 from stageline_ingest.producer import BrokerUnavailable, TouchpointProducer
+from stageline_shared.errors import ApiError
+from stageline_shared.events import Touchpoint
 
 log = logging.getLogger(__name__)
 

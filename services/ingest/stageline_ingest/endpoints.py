@@ -5,16 +5,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from stageline_shared.errors import ApiError, json_response
-from stageline_shared.events import MAX_REQUEST_BYTES
-from stageline_shared.health import readiness
-from stageline_shared.keys import ApiKey
 
 from stageline_ingest.auth import require_write_key
 from stageline_ingest.body import read_body
 from stageline_ingest.delivery import deliver
 from stageline_ingest.intake import read_events
 from stageline_ingest.metrics import EVENTS_REJECTED
+from stageline_shared.errors import ApiError, json_response
+from stageline_shared.events import MAX_REQUEST_BYTES
+from stageline_shared.health import readiness
+from stageline_shared.keys import ApiKey
 
 router = APIRouter()
 

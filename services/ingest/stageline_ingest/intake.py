@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     MAX_BATCH_EVENTS,

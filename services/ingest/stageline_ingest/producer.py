@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from stageline_shared.events import Touchpoint
 
 from stageline_ingest.metrics import PRODUCE_SECONDS
 from stageline_ingest.settings import IngestSettings
+from stageline_shared.events import Touchpoint
 
 log = logging.getLogger(__name__)
 

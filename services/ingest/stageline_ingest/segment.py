@@ -11,9 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from stageline_shared.auth import presented_key
-from stageline_shared.errors import ApiError, json_response
-from stageline_shared.keys import ApiKey
 
 from stageline_ingest.auth import check_write_key
 from stageline_ingest.body import decode_body, read_body
@@ -29,6 +26,9 @@ from stageline_ingest.segment_intake import (
     read_message,
     write_key_of,
 )
+from stageline_shared.auth import presented_key
+from stageline_shared.errors import ApiError, json_response
+from stageline_shared.keys import ApiKey
 
 router = APIRouter(tags=["segment"])
 

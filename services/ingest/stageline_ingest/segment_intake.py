@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from stageline_ingest.intake import Intake
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     CONTROL_CHARACTERS,
@@ -20,8 +22,6 @@ from stageline_shared.events import (
     parse_timestamp,
     reject_nul,
 )
-
-from stageline_ingest.intake import Intake
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 500 * 1024

@@ -6,11 +6,11 @@ import signal
 import sys
 
 import uvicorn
+
 from stageline_shared.database import make_engine
 from stageline_shared.journeys import JourneyDefinitionError, load_journeys
 from stageline_shared.kafka import ensure_topics
 from stageline_shared.logs import setup_logging
-
 from stageline_stager.consumer import StagerLoop
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.http import EmbeddedServer, make_app

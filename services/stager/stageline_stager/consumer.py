@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stageline_shared.events import Touchpoint
 
+from stageline_shared.events import Touchpoint
 from stageline_stager import metrics
 from stageline_stager.dead_letter import Rejected, decode, send_to_dead_letter
 from stageline_stager.engine import JourneyEngine

@@ -4,8 +4,8 @@ import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from stageline_shared.events import Touchpoint
 
+from stageline_shared.events import Touchpoint
 from stageline_stager.metrics import DEAD_LETTERED
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from stageline_shared.errors import json_response
 from stageline_shared.health import readiness
 from stageline_shared.http_metrics import instrument

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
 from stageline_shared.events import Touchpoint
 
 log = logging.getLogger(__name__)

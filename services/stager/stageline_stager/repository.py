@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
-from stageline_shared.events import Touchpoint
 
+from stageline_shared.events import Touchpoint
 from stageline_stager.engine import CustomerState, JourneyEngine, Transition, merge_states
 from stageline_stager.identity import (
     Conflict,

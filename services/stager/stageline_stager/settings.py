@@ -1,6 +1,7 @@
 """Stager settings (STAGELINE_* environment variables; see the README table)."""
 
 from pydantic import Field
+
 from stageline_shared.settings import CommonSettings
 
 
