@@ -23,7 +23,8 @@ from tests.integration.test_segment import metric, touchpoints_of
 pytestmark = pytest.mark.integration
 
 NODE_DIR = Path(__file__).parents[1] / "sdk" / "node"
-# Each SDK sends identify, track, page and alias for one userId; all four are keyed by it.
+# Each SDK: a page view before login (anonymousId only), identify linking it to the userId, an
+# order, and an alias from an old user id. Stitched, all four belong to the userId's customer.
 EXPECTED = {"Identified", "Order Completed", "Page Viewed", "Alias"}
 
 
@@ -33,7 +34,14 @@ async def _assert_landed(stack: Stack, ingest: str, api: str, user_id: str) -> N
         assert metric(metrics, "stageline_ingest_events_accepted_total") == len(EXPECTED), metrics
         await wait_applied(stack.database_url, stack.topic, len(EXPECTED))
         touchpoints = await touchpoints_of(client, api, user_id)
+        profile = (await client.get(f"{api}/v1/customers/{user_id}-device",
+                                    params={"journey": "shop"})).json()
+        counts = (await client.get(f"{api}/v1/journeys/shop/stages")).json()
     assert {t["event"] for t in touchpoints} == EXPECTED, touchpoints
+    assert profile["customer_id"] == user_id
+    assert profile["aliases"] == sorted([f"{user_id}-device", f"{user_id}-old"])
+    assert profile["stages"][0]["stage"] == "purchase"
+    assert counts["total"] == 1  # one person, counted once
     [page] = [t for t in touchpoints if t["event"] == "Page Viewed"]
     assert page["properties"]["name"] == "Pricing"
     [order] = [t for t in touchpoints if t["event"] == "Order Completed"]
@@ -42,10 +50,12 @@ async def _assert_landed(stack: Stack, ingest: str, api: str, user_id: str) -> N
 
 def _send_python(client: Any, user_id: str) -> None:
     """The same four calls in either Python SDK (their signatures match), then flush."""
-    client.identify(user_id, {"plan": "pro"})
+    device = f"{user_id}-device"
+    client.page(anonymous_id=device, category="Docs", name="Pricing",
+                properties={"url": "https://shop.example/pricing"})
+    client.identify(user_id, {"plan": "pro"}, anonymous_id=device)
     client.track(user_id, "Order Completed", {"total": 42.5})
-    client.page(user_id, category="Docs", name="Pricing", properties={"url": "https://shop.example/pricing"})
-    client.alias(f"{user_id}-anonymous", user_id)
+    client.alias(f"{user_id}-old", user_id)
     client.flush()
     client.shutdown()
 

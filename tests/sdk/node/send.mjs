@@ -1,4 +1,4 @@
-// Sends track, identify, page and alias with @segment/analytics-node to a Stageline ingest.
+// Sends page (anonymous), identify (linking), track and alias with @segment/analytics-node to a Stageline ingest.
 //
 //   node send.mjs <ingest-url> <write-key> <user-id>
 //   (or STAGELINE_INGEST_URL, STAGELINE_WRITE_KEY, STAGELINE_USER_ID)
@@ -22,10 +22,11 @@ const analytics = new Analytics({ writeKey, host, maxRetries: 1, flushInterval: 
 analytics.on('http_response', (response) => statuses.push(response.status))
 analytics.on('error', (err) => errors.push(String(err?.reason ?? err?.message ?? err)))
 
-analytics.identify({ userId, traits: { plan: 'pro', sdk: 'analytics-node' } })
+const anonymousId = `${userId}-device`
+analytics.page({ anonymousId, name: 'Pricing', properties: { url: 'https://shop.example/pricing' } })
+analytics.identify({ userId, anonymousId, traits: { plan: 'pro', sdk: 'analytics-node' } })
 analytics.track({ userId, event: 'Order Completed', properties: { total: 42.5 } })
-analytics.page({ userId, name: 'Pricing', properties: { url: 'https://shop.example/pricing' } })
-analytics.alias({ userId, previousId: `${userId}-anonymous` })
+analytics.alias({ userId, previousId: `${userId}-old` })
 
 await analytics.closeAndFlush({ timeout: 20000 })
 console.log(JSON.stringify({ statuses, errors }))
