@@ -12,12 +12,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# Imported here, at a shallow stack: hypothesis's pytest plugin otherwise imports its internals
+# lazily in pytest_terminal_summary, where CPython 3.11.7's parser can fail with "SystemError: AST
+# constructor recursion depth mismatch" (fixed in 3.11.8) after a run without hypothesis tests.
+import hypothesis.internal.observability  # noqa: F401
 import pytest
+
 from stageline_devstack.broker import Broker, free_port
 from stageline_devstack.databases import drop_database, ensure_database
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_shared.migrate import upgrade
-
 from tests.integration.support import Stack, create_keys
 
 

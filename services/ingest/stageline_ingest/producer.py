@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from stageline_ingest.batcher import SharedBatcher
 from stageline_ingest.metrics import PRODUCE_SECONDS
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.events import Touchpoint
@@ -25,6 +26,7 @@ class TouchpointProducer:
     def __init__(self, settings: IngestSettings) -> None:
         self.topic = settings.topic
         self.timeout_s = settings.produce_timeout_s
+        self._linger_s = settings.linger_ms / 1000
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="stageline-ingest",
@@ -37,22 +39,23 @@ class TouchpointProducer:
 
     async def start(self) -> None:
         await self._producer.start()
+        self._batcher = SharedBatcher(self._producer, self.topic, self._linger_s)
+        await self._batcher.start()
 
     async def stop(self) -> None:
+        await self._batcher.stop()
         await self._producer.stop()
 
     async def produce(self, touchpoints: Sequence[Touchpoint]) -> None:
         """Return only once the broker holds every event; else raise BrokerUnavailable."""
         started = time.perf_counter()
+        deliveries = {
+            self._batcher.append(t.customer_id.encode(), t.to_json()) for t in touchpoints
+        }
         try:
             async with asyncio.timeout(self.timeout_s):
-                futures = [
-                    await self._producer.send(
-                        self.topic, touchpoint.to_json(), key=touchpoint.customer_id.encode()
-                    )
-                    for touchpoint in touchpoints
-                ]
-                await asyncio.gather(*futures)
+                # shield: a request that gives up must not cancel a batch others wait on.
+                await asyncio.gather(*(asyncio.shield(d) for d in deliveries))
         except TimeoutError:
             raise BrokerUnavailable(
                 f"the broker did not acknowledge the events within {self.timeout_s:g}s"
