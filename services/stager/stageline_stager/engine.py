@@ -101,13 +101,22 @@ class JourneyEngine:
             for rule_id, rule in zip(journey.rule_ids(), journey.rules, strict=True)
         ]
         self._by_id = {rule_id: (rule, rank) for rule_id, rule, rank in self._rules}
+        # Most rules name their events: index them so a touchpoint is tested only against the
+        # rules that could match it (plus the few that match any event name).
+        self._by_event: dict[str, list[tuple[str, Rule]]] = {}
+        self._any_event: list[tuple[str, Rule]] = []
+        for rule_id, rule, _ in self._rules:
+            events = _as_list(rule.match.event)
+            if events is None:
+                self._any_event.append((rule_id, rule))
+            for event in events or ():
+                self._by_event.setdefault(event, []).append((rule_id, rule))
 
     def matching_rules(self, touchpoint: Touchpoint) -> tuple[str, ...]:
-        return tuple(rule_id for rule_id, rule, _ in self._rules if matches(rule.match, touchpoint))
-
-    def _satisfied(self, rule_id: str, counts: dict[str, int]) -> bool:
-        rule = self._by_id.get(rule_id)
-        return rule is not None and counts.get(rule_id, 0) >= rule[0].min_count
+        candidates = self._by_event.get(touchpoint.event, [])
+        if self._any_event:
+            candidates = candidates + self._any_event
+        return tuple(rule_id for rule_id, rule in candidates if matches(rule.match, touchpoint))
 
     def stage_of(self, state: CustomerState) -> str | None:
         """The stage the progression policy gives for this state.
@@ -118,47 +127,50 @@ class JourneyEngine:
         "last match" among satisfied rules, and its stage the highest satisfied rule matched last
         there.
         """
-        satisfied = [r for r in state.rule_counts if self._satisfied(r, state.rule_counts)]
+        return self._stage(state.rule_counts, state.rule_latest)
+
+    def _stage(self, counts: dict[str, int], latest: dict[str, tuple[datetime, str]]) -> str | None:
+        by_id = self._by_id
+        satisfied = [r for r, n in counts.items() if r in by_id and n >= by_id[r][0].min_count]
         if not satisfied:
             return None
         if self.journey.progression == "latest":
-            newest = max(state.rule_latest[r] for r in satisfied)
-            satisfied = [r for r in satisfied if state.rule_latest[r] == newest]
-        return self.journey.stages[max(self._by_id[r][1] for r in satisfied)]
+            newest = max(latest[r] for r in satisfied)
+            satisfied = [r for r in satisfied if latest[r] == newest]
+        return self.journey.stages[max(by_id[r][1] for r in satisfied)]
 
     def apply(
         self, state: CustomerState, customer_id: str, touchpoints: Iterable[Touchpoint]
     ) -> tuple[CustomerState, list[Transition]]:
         """Apply new (never before applied) touchpoints of one customer, oldest first."""
         transitions: list[Transition] = []
-        ordered = sorted(touchpoints, key=lambda t: (t.occurred_at, t.event_id))
-        for touchpoint in ordered:
+        stage, entered_at = state.stage, state.entered_at
+        last = (state.last_touchpoint_at, state.last_event_id or "") \
+            if state.last_touchpoint_at is not None else None
+        counts = dict(state.rule_counts)
+        latest = dict(state.rule_latest)
+        for touchpoint in sorted(touchpoints, key=lambda t: (t.occurred_at, t.event_id)):
             key = (touchpoint.occurred_at, touchpoint.event_id)
-            if state.last_touchpoint_at is None or key > (
-                state.last_touchpoint_at, state.last_event_id or ""
-            ):
-                state = replace(
-                    state, last_touchpoint_at=touchpoint.occurred_at,
-                    last_event_id=touchpoint.event_id,
-                )
+            if last is None or key > last:
+                last = key
             rule_ids = self.matching_rules(touchpoint)
             if not rule_ids:
                 continue
-            counts = dict(state.rule_counts)
-            latest = dict(state.rule_latest)
             for rule_id in rule_ids:
                 counts[rule_id] = counts.get(rule_id, 0) + 1
                 if rule_id not in latest or key > latest[rule_id]:
                     latest[rule_id] = key
-            state = replace(state, rule_counts=counts, rule_latest=latest)
-            stage = self.stage_of(state)
-            if stage is not None and stage != state.stage:
-                transitions.append(
-                    Transition(customer_id, state.stage, stage, touchpoint.event_id,
-                               touchpoint.occurred_at)
-                )
-                state = replace(state, stage=stage, entered_at=touchpoint.occurred_at)
-        return state, transitions
+            new_stage = self._stage(counts, latest)
+            if new_stage is not None and new_stage != stage:
+                transitions.append(Transition(customer_id, stage, new_stage, touchpoint.event_id,
+                                              touchpoint.occurred_at))
+                stage, entered_at = new_stage, touchpoint.occurred_at
+        return CustomerState(
+            stage=stage, entered_at=entered_at,
+            last_event_id=last[1] if last else state.last_event_id,
+            last_touchpoint_at=last[0] if last else None,
+            rule_counts=counts, rule_latest=latest,
+        ), transitions
 
 
 def _newer(a: tuple[datetime, str] | None, b: tuple[datetime, str] | None) -> tuple[datetime, str] | None:
