@@ -275,3 +275,29 @@ def test_make_run_replaces_dev_keys(database_url: str) -> None:
     assert len(rows) == 2 * len(KINDS)
     assert sorted(row["kind"] for row in live) == sorted(KINDS)
     assert [row["source"] for row in live if row["kind"] == "write"] == ["dev"]
+
+
+SEGMENT_ROUTES = {
+    "/v1/track": {"userId": "u-1", "event": "Product Viewed"},
+    "/v1/identify": {"userId": "u-1", "anonymousId": "a-1", "traits": {"plan": "pro"}},
+    "/v1/page": {"anonymousId": "a-1", "name": "Pricing"},
+    "/v1/screen": {"anonymousId": "a-1", "name": "Home"},
+    "/v1/group": {"userId": "u-1", "groupId": "g-1"},
+    "/v1/alias": {"userId": "u-1", "previousId": "a-1"},
+    "/v1/batch": {"batch": [{"type": "track", "userId": "u-1", "event": "Product Viewed"}]},
+}
+
+
+async def test_segment_routes_refuse_bad_keys(stack: Stack) -> None:
+    ingest = stack.start_ingest(**NO_CACHE)
+    revoked = await new_key(stack.database_url, "write", revoked=True)
+    async with httpx.AsyncClient(base_url=ingest, timeout=30) as client:
+        for route, body in SEGMENT_ROUTES.items():
+            for case, secret, status, code in refusals(stack, revoked, {"write"}):
+                response = await client.post(route, json=body, headers=basic(secret))
+                assert_error(response, status, code, f"POST {route}, {case} as Basic")
+                if secret:  # the same key as `writeKey` in the body
+                    response = await client.post(route, json={**body, "writeKey": secret})
+                    assert_error(response, status, code, f"POST {route}, {case} in the body")
+            accepted = await client.post(route, json=body, headers=basic(stack.write_key))
+            assert accepted.status_code == 200, (route, accepted.text)
