@@ -277,7 +277,7 @@ def test_make_run_replaces_dev_keys(database_url: str) -> None:
     assert [row["source"] for row in live if row["kind"] == "write"] == ["dev"]
 
 
-SEGMENT_ROUTES = {
+SEGMENT_ROUTES: dict[str, dict[str, Any]] = {
     "/v1/track": {"userId": "u-1", "event": "Product Viewed"},
     "/v1/identify": {"userId": "u-1", "anonymousId": "a-1", "traits": {"plan": "pro"}},
     "/v1/page": {"anonymousId": "a-1", "name": "Pricing"},
