@@ -18,6 +18,16 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+def require_printable(value: str) -> str:
+    """Ids and names travel in URLs and logs: no control characters, no blank values."""
+    control = CONTROL_CHARACTERS.search(value)
+    if control:
+        raise ValueError(f"contains a control character (U+{ord(control.group()):04X})")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 def reject_nul(value: Any, path: str = "properties") -> None:
     """Postgres text and jsonb cannot hold U+0000, so such events are refused at the door."""
     if isinstance(value, str):
@@ -47,14 +57,7 @@ class TouchpointIn(BaseModel):
     @field_validator("event_id", "customer_id", "event", "channel")
     @classmethod
     def _printable_and_not_blank(cls, value: str | None) -> str | None:
-        """Ids and names travel in URLs and logs: no control characters, no blank values."""
-        if value is not None:
-            control = CONTROL_CHARACTERS.search(value)
-            if control:
-                raise ValueError(f"contains a control character (U+{ord(control.group()):04X})")
-            if not value.strip():
-                raise ValueError("must not be blank")
-        return value
+        return None if value is None else require_printable(value)
 
     @field_validator("occurred_at")
     @classmethod

@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from stageline_api import admin, privacy
-from stageline_api.endpoints import probes, router
+from stageline_api.endpoints import router
 from stageline_api.privacy import EraseProducer
 from stageline_api.settings import ApiSettings
+from stageline_shared import probes
 from stageline_shared.database import make_engine
 from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
@@ -44,5 +45,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(privacy.router)
-    app.include_router(probes)
+    app.include_router(probes.router)
     return app

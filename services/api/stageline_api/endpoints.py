@@ -1,13 +1,12 @@
 """Read API routes (a read or admin key): journeys, stage counts, a customer's stage and timeline.
 
-The probes are open: orchestrators and load balancers carry no key.
+The probes (stageline_shared.probes) stay open: orchestrators and load balancers carry no key.
 """
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stageline_api import cursor, repository
@@ -23,12 +22,10 @@ from stageline_api.schemas import (
     Timeline,
     TimelineItem,
 )
-from stageline_shared.errors import ApiError, json_response
-from stageline_shared.health import readiness
+from stageline_shared.errors import ApiError
 from stageline_shared.journeys import Journey
 
 router = APIRouter(dependencies=[Depends(require_read_key)], responses=AUTH_ERRORS)
-probes = APIRouter()
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown journey or customer"}}
 
 
@@ -130,15 +127,3 @@ async def customer(
         last_touchpoint=LastTouchpoint(event_id=last.event_id, event=last.event,
                                        channel=last.channel, occurred_at=last.occurred_at),
     )
-
-
-@probes.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "alive"}
-
-
-@probes.get("/readyz")
-async def readyz(request: Request) -> Response:
-    ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,
-                                    request.app.state.db)
-    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)

@@ -13,6 +13,7 @@ from stageline_ingest.endpoints import router
 from stageline_ingest.producer import TouchpointProducer
 from stageline_ingest.segment import router as segment_router
 from stageline_ingest.settings import IngestSettings
+from stageline_shared import probes
 from stageline_shared.auth import RateLimiter
 from stageline_shared.database import make_engine
 from stageline_shared.errors import install_error_handlers
@@ -70,4 +71,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         )
     app.include_router(router)
     app.include_router(segment_router)
+    app.include_router(probes.router)
     return app

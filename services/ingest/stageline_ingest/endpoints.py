@@ -13,7 +13,6 @@ from stageline_ingest.intake import read_events
 from stageline_ingest.metrics import EVENTS_REJECTED
 from stageline_shared.errors import ApiError, json_response
 from stageline_shared.events import MAX_REQUEST_BYTES
-from stageline_shared.health import readiness
 from stageline_shared.keys import ApiKey
 
 router = APIRouter()
@@ -52,15 +51,3 @@ async def post_events(request: Request, key: Annotated[ApiKey, Depends(require_w
         "rejected": intake.rejected,
     }
     return json_response(body, status=202)
-
-
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "alive"}
-
-
-@router.get("/readyz")
-async def readyz(request: Request) -> Response:
-    ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,
-                                    request.app.state.db)
-    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)

@@ -15,12 +15,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from stageline_ingest.intake import Intake
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
-    CONTROL_CHARACTERS,
     MAX_FUTURE_SKEW,
     Touchpoint,
     describe_validation_error,
     parse_timestamp,
     reject_nul,
+    require_printable,
 )
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -36,14 +36,7 @@ EVENT_NAMES: dict[SegmentType, str] = {
 DEFAULT_CHANNELS: dict[SegmentType, str] = {"page": "web", "screen": "mobile"}
 
 
-def _printable(value: str) -> str:
-    """The rule events.py applies to customer_id and event: no control characters, not blank."""
-    control = CONTROL_CHARACTERS.search(value)
-    if control:
-        raise ValueError(f"contains a control character (U+{ord(control.group()):04X})")
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
+_printable = require_printable
 
 
 # The validators below raise ValueError for a wrong type on purpose: pydantic reports only

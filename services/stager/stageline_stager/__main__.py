@@ -29,7 +29,7 @@ async def serve(settings: StagerSettings) -> None:
     db = make_engine(settings.database_url)
     loop = StagerLoop(settings, db, [JourneyEngine(j) for j in journeys.values()], cluster_id)
     server = EmbeddedServer(uvicorn.Config(
-        make_app(settings.kafka_bootstrap_servers, db), host=settings.stager_host,
+        make_app(settings, db), host=settings.stager_host,
         port=settings.stager_port, log_level="warning", lifespan="off",
     ))
     running = asyncio.get_running_loop()

@@ -5,29 +5,19 @@ from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stageline_shared.errors import json_response
-from stageline_shared.health import readiness
+from stageline_shared import probes
 from stageline_shared.http_metrics import instrument
+from stageline_stager.settings import StagerSettings
 
 
-def make_app(bootstrap_servers: str, db: AsyncEngine) -> FastAPI:
+def make_app(settings: StagerSettings, db: AsyncEngine) -> FastAPI:
     app = FastAPI(title="Stageline stager", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.db = db
     instrument(app, "stager")
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/readyz")
-    async def readyz() -> Response:
-        ready, checks = await readiness(bootstrap_servers, db)
-        return json_response(
-            {"ready": ready, "checks": checks}, status=200 if ready else 503
-        )
-
+    app.include_router(probes.router)
     return app
 
 

@@ -1,0 +1,23 @@
+"""/healthz and /readyz, the same in every service (reads app.state.settings and app.state.db)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from stageline_shared.errors import json_response
+from stageline_shared.health import readiness
+
+router = APIRouter(tags=["probes"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """Broker and database reachable: 200, else 503 naming which is not."""
+    ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,
+                                    request.app.state.db)
+    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
