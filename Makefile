@@ -40,7 +40,23 @@ unit: install ## Only the fast tests (no broker, no Postgres)
 
 lint: install ## ruff and mypy over code and tests
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services deploy tests
+	$(VENV)/bin/mypy shared services deploy tests bench
 
 clean: ## Remove the venv and local data (.stageline)
 	rm -rf $(VENV) .stageline
+
+# Benchmarks (bench/): never run by `make test`; tests/integration/test_bench_smoke.py runs the
+# `--quick` smoke instead. BENCH_ARGS / SOAK_ARGS pass options (`$(PY) -m stageline_bench --help`).
+BENCH_ARGS ?=
+SOAK_ARGS ?=
+.PHONY: bench soak
+
+bench: install ## Throughput, latency, memory vs raw broker/Postgres limits (~15 min; BENCH_ARGS=--quick)
+	@command -v wrk >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk could not be installed: the load generator will be the asyncio one"
+	$(PY) -m stageline_bench $(BENCH_ARGS)
+
+soak: install ## 10 minutes at 2,000 events/s: RSS drift, largest consumer lag (SOAK_ARGS=--seconds 60)
+	$(PY) -m stageline_bench soak $(SOAK_ARGS)

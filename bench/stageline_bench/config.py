@@ -1,0 +1,48 @@
+"""Sizes and switches of one benchmark run: the issue's defaults, `--quick` for the CI smoke."""
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PHASES = ("raw", "ingest", "stager", "pipeline", "e2e", "api")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    raw_messages: int = 1_000_000  # raw producer: ~200-byte keyed values
+    raw_rows: int = 1_000_000  # raw Postgres: touchpoint rows, 5,000 per transaction
+    raw_rows_per_txn: int = 5_000
+    ingest_seconds: float = 20.0
+    concurrencies: tuple[int, ...] = (8, 64)
+    batch: int = 100  # events per HTTP request
+    events: int = 1_000_000  # stager: preloaded topic
+    customers: int = 100_000
+    pipeline_seconds: float = 30.0
+    rate: int = 2_000  # e2e and soak: steady events/s
+    seconds: float = 60.0  # e2e (or soak) duration
+    api_customers: int = 1_000_000
+    touchpoints: int = 10_000_000
+    hot_customers: int | None = None  # customers with full timeline pages; default 1%
+    api_seconds: float = 10.0
+    api_connections: int = 1
+    partitions: int = 6
+    generator: str = "auto"  # auto | wrk | asyncio
+    phases: tuple[str, ...] = PHASES
+    results_dir: Path = Path("bench/results")
+    journeys_file: Path | None = None
+    service_env: dict[str, str] = field(default_factory=dict)
+    quick: bool = False
+
+    @property
+    def hot(self) -> int:
+        if self.hot_customers is not None:
+            return self.hot_customers
+        return max(10, self.api_customers // 100)
+
+
+def quick(config: BenchConfig) -> BenchConfig:
+    """A few thousand events per phase: seconds, for the CI smoke; timings mean nothing."""
+    return replace(
+        config, quick=True, raw_messages=5_000, raw_rows=5_000, ingest_seconds=2.0, events=5_000,
+        customers=500, pipeline_seconds=3.0, rate=500, seconds=4.0, api_customers=5_000,
+        touchpoints=50_000, hot_customers=20, api_seconds=2.0,
+    )

@@ -1,0 +1,92 @@
+"""Synthetic touchpoints: client events for HTTP, wire records for a preloaded topic.
+
+Event names are the ones the default journeys (and tests/integration/journeys.yaml) stage on,
+plus one that matches no rule.
+"""
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from stageline_shared.events import Touchpoint
+
+EVENT_NAMES = [
+    "Ad Clicked", "Product Viewed", "Review Read", "Product Added", "Order Completed",
+    "Ticket Resolved", "Review Written", "Newsletter Opened",
+]
+CHANNELS = ["web", "email", "store", "ads", "support"]
+BASE_TIME = datetime(2026, 10, 1, tzinfo=UTC)
+# Replaced per request by the load generators, so every event id is unique (the stager
+# deduplicates by event_id: repeated ids would be skipped, not applied).
+PLACEHOLDER = "XXXXXXXXXX"
+
+
+def customer_id(prefix: str, number: int) -> str:
+    return f"{prefix}-c-{number:07d}"
+
+
+def client_event(event_id: str, customer: str, rng: random.Random, name: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "customer_id": customer,
+        "event": name or rng.choice(EVENT_NAMES),
+        "channel": rng.choice(CHANNELS),
+        "occurred_at": (BASE_TIME + timedelta(seconds=rng.randrange(86_400))).isoformat(),
+        "properties": {"sku": f"SKU-{rng.randrange(1000)}"},
+    }
+
+
+def batch_templates(tag: str, count: int, batch: int, customers: int, seed: int) -> list[bytes]:
+    """`count` request bodies {"batch": [...]} whose event ids hold PLACEHOLDER."""
+    rng = random.Random(seed)
+    bodies = []
+    for template in range(count):
+        events = [
+            client_event(f"{tag}-{PLACEHOLDER}-{template:03d}{index:03d}",
+                         customer_id(tag, rng.randrange(customers)), rng)
+            for index in range(batch)
+        ]
+        bodies.append(orjson.dumps({"batch": events}))
+    return bodies
+
+
+def wire_records(tag: str, events: int, customers: int, seed: int) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) records as ingest would have produced them: every customer, then random ones.
+
+    Values are the Touchpoint wire JSON (defaults left out; the stager fills them in).
+    """
+    rng = random.Random(seed)
+    received = BASE_TIME.isoformat()
+    for index in range(events):
+        number = index if index < customers else rng.randrange(customers)
+        customer = customer_id(tag, number)
+        value = orjson.dumps({
+            "event_id": f"{tag}-e-{index:09d}",
+            "customer_id": customer,
+            "event": rng.choice(EVENT_NAMES),
+            "channel": rng.choice(CHANNELS),
+            "occurred_at": (BASE_TIME + timedelta(seconds=rng.randrange(86_400))).isoformat(),
+            "received_at": received,
+            "properties": {"sku": f"SKU-{rng.randrange(1000)}"},
+            "source": "bench",
+        })
+        yield customer.encode(), value
+
+
+def check_wire_format(value: bytes) -> None:
+    """Fail early if the contract changed and the stager would dead-letter our records."""
+    Touchpoint.from_json(value)
+
+
+def raw_values(events: int, customers: int, seed: int) -> Iterator[tuple[bytes, bytes]]:
+    """~200-byte keyed values for the raw producer reference."""
+    rng = random.Random(seed)
+    for index in range(events):
+        customer = customer_id("raw", rng.randrange(customers))
+        value = (f'{{"event_id":"raw-{index:09d}","customer_id":"{customer}",'
+                 f'"event":"{rng.choice(EVENT_NAMES)}","channel":"web",'
+                 f'"occurred_at":"2026-10-01T00:00:00+00:00","properties":{{"pad":"').encode()
+        yield customer.encode(), value + b"x" * (196 - len(value)) + b'"}}'

@@ -1,0 +1,69 @@
+"""Phase "ingest": events/s through HTTP, batches of 100, at each concurrency; no stager running.
+
+Every 2xx ingest sends comes after the broker acknowledged the batch (acks=all), so accepted
+events/s is the durable intake rate.
+"""
+
+import base64
+import zlib
+
+from stageline_bench.config import BenchConfig
+from stageline_bench.events import batch_templates
+from stageline_bench.loadgen import LoadResult, LoadSpec, run_load
+from stageline_bench.progress import log
+from stageline_bench.results import Results
+from stageline_bench.stack import BenchStack
+
+TEMPLATES = 500  # distinct request bodies per load run (customers spread over the pool)
+
+
+def basic_auth(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+
+
+def post_events(
+    base_url: str, write_key: str, config: BenchConfig, tag: str, connections: int, seconds: float,
+) -> LoadResult:
+    """A closed-loop run of POST /v1/events with unique event ids (tag makes them unique per run)."""
+    templates = TEMPLATES if not config.quick else 20
+    bodies = batch_templates(tag, templates, config.batch, config.customers, seed=zlib.crc32(tag.encode()))
+    spec = LoadSpec(
+        base_url=base_url, method="POST", paths=["/v1/events"], connections=connections,
+        duration_s=seconds, expect_status=202, bodies=[b.decode() for b in bodies],
+        headers={"Authorization": basic_auth(write_key), "Content-Type": "application/json"},
+    )
+    return run_load(spec, config.generator)
+
+
+def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
+    url = stack.database("ingest")
+    ingest = stack.start_service("ingest", "ingest", url, stack.topic("ingest"))
+    key = stack.keys[url]["write"]
+    post_events(ingest.base_url, key, config, f"iw{stack.run_id}", 4, 1.0 if config.quick else 3.0)
+    details = {}
+    for connections in config.concurrencies:
+        log.info("ingest: %d connections for %gs", connections, config.ingest_seconds)
+        cpu_before = ingest.cpu_s()
+        result = post_events(ingest.base_url, key, config, f"i{connections}{stack.run_id}",
+                             connections, config.ingest_seconds)
+        ingest_cores = (ingest.cpu_s() - cpu_before) / result.duration_s
+        generator_cores = result.cpu_s / result.duration_s
+        if result.ok == 0:
+            raise RuntimeError(f"ingest accepted nothing at {connections} connections "
+                               f"({result.failed} failures)")
+        rate = result.ok * config.batch / result.duration_s
+        prefix = f"ingest.c{connections}"
+        label = f"Ingest, {connections} connections"
+        results.add(f"{prefix}.events_per_s", label, rate, "events/s")
+        results.add(f"{prefix}.p50_ms", f"{label}, request p50", result.p50_ms, "ms")
+        results.add(f"{prefix}.p99_ms", f"{label}, request p99", result.p99_ms, "ms")
+        details[str(connections)] = {"requests_ok": result.ok, "requests_failed": result.failed,
+                                     "seconds": result.duration_s, "max_ms": result.max_ms,
+                                     "generator": result.generator,
+                                     "ingest_cpu_cores": ingest_cores,
+                                     "generator_cpu_cores": generator_cores}
+        log.info("ingest: %d connections: %.0f events/s, p50 %.1f ms, p99 %.1f ms, %d failed; "
+                 "CPU: ingest %.2f cores, %s %.2f cores", connections, rate, result.p50_ms,
+                 result.p99_ms, result.failed, ingest_cores, result.generator, generator_cores)
+    results.details["ingest"] = {"batch": config.batch, "by_connections": details}
+    stack.stop_services("ingest")

@@ -1,0 +1,184 @@
+"""The run's report: the issue's targets checked (never asserted), a Markdown table, a JSON file."""
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stageline_bench.results import Results
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    text: str  # as the issue states it
+    value: Callable[[Results], float | None]  # what is compared (a ratio or a figure)
+    met: Callable[[float], bool]
+    ratio: bool  # the value is a ratio to a raw limit
+    ratio_to: Callable[[Results], float | None] | None = None  # for a figure: its raw-limit ratio
+
+
+def _ratio(numerator: str, denominator: str) -> Callable[[Results], float | None]:
+    def compute(results: Results) -> float | None:
+        top, bottom = results.value(numerator), results.value(denominator)
+        return top / bottom if top is not None and bottom else None
+    return compute
+
+
+def _figure(id: str) -> Callable[[Results], float | None]:
+    return lambda results: results.value(id)
+
+
+def targets(concurrencies: tuple[int, ...]) -> list[Target]:
+    result = [
+        Target(f"ingest.c{c}/raw.producer", "≥ 35% of raw send_batch",
+               _ratio(f"ingest.c{c}.events_per_s", "raw.producer.events_per_s"),
+               lambda v: v >= 0.35, ratio=True)
+        for c in concurrencies
+    ]
+    result += [
+        Target("stager/raw.postgres", "≥ 50% of raw Postgres",
+               _ratio("stager.events_per_s", "raw.postgres.rows_per_s"), lambda v: v >= 0.5, ratio=True),
+        # The pipeline's floor is the slower of its two raw limits (Postgres, on any machine so far).
+        Target("pipeline", "≥ 30,000 events/s", _figure("pipeline.events_per_s"),
+               lambda v: v >= 30_000, ratio=False,
+               ratio_to=_ratio("pipeline.events_per_s", "raw.postgres.rows_per_s")),
+        Target("e2e.counts", "p99 < 1 s", _figure("e2e.counts.p99_ms"), lambda v: v < 1000, ratio=False),
+        Target("e2e.timeline", "p99 < 1 s", _figure("e2e.timeline.p99_ms"), lambda v: v < 1000,
+               ratio=False),
+        Target("api.counts", "p99 < 5 ms", _figure("api.counts.p99_ms"), lambda v: v < 5, ratio=False),
+        Target("api.timeline", "p99 < 20 ms", _figure("api.timeline.p99_ms"), lambda v: v < 20,
+               ratio=False),
+        Target("soak.drain", "lag back to 0 within 5 s", _figure("soak.drain_s"), lambda v: v <= 5,
+               ratio=False),
+    ]
+    result += [
+        Target(f"soak.rss.{kind}", "RSS drift < 10%", _figure(f"soak.rss_drift_pct.{kind}"),
+               lambda v: v < 10, ratio=False)
+        for kind in ("ingest", "stager", "api")
+    ]
+    return result
+
+
+def checks(results: Results, concurrencies: tuple[int, ...]) -> list[dict[str, Any]]:
+    out = []
+    for target in targets(concurrencies):
+        value = target.value(results)
+        if value is not None:
+            ratio = value if target.ratio else target.ratio_to(results) if target.ratio_to else None
+            out.append({"id": target.id, "target": target.text, "value": value,
+                        "is_ratio": target.ratio, "ratio_to_raw_limit": ratio, "met": target.met(value)})
+    return out
+
+
+def _n(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
+    return f"{text} {unit}".strip()
+
+
+def _latency(results: Results, prefix: str) -> str:
+    parts = [f"{p} {_n(results.value(f'{prefix}.{p}_ms'), 'ms')}" for p in ("p50", "p99", "max")
+             if results.value(f"{prefix}.{p}_ms") is not None]
+    rps = results.value(f"{prefix}.requests_per_s")
+    return ", ".join(parts) + (f" ({_n(rps)} req/s)" if rps else "")
+
+
+def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]]:
+    """(measurement, result, check id or reference) per line of the table."""
+    config = report["config"]
+    v = results.value
+    rows = [
+        ("Raw producer: aiokafka create_batch/send_batch, ~200 B keyed values, acks=all",
+         _n(v("raw.producer.events_per_s"), "events/s"), "reference"),
+        (f"Raw Postgres: asyncpg COPY → temp table + INSERT … ON CONFLICT + stage upsert, "
+         f"{config['raw_rows_per_txn']:,} rows/txn", _n(v("raw.postgres.rows_per_s"), "rows/s"), "reference"),
+    ]
+    by_connections = report["details"].get("ingest", {}).get("by_connections", {})
+    for c in config["concurrencies"]:
+        cpu = by_connections.get(str(c))
+        cpu_text = (f"; CPU cores: ingest {cpu['ingest_cpu_cores']:.2f}, {cpu['generator']} "
+                    f"{cpu['generator_cpu_cores']:.2f}") if cpu else ""
+        rows.append((f"Ingest over HTTP, {c} connections, batches of {config['batch']} (2xx after acks)",
+                     f"{_n(v(f'ingest.c{c}.events_per_s'), 'events/s')} "
+                     f"(p50 {_n(v(f'ingest.c{c}.p50_ms'), 'ms')}, p99 {_n(v(f'ingest.c{c}.p99_ms'), 'ms')}"
+                     f"{cpu_text})", f"ingest.c{c}/raw.producer"))
+    stager = report["details"].get("stager", {})
+    stager_cpu = f" (stager {stager['stager_cpu_cores']:.2f} CPU cores)" if stager else ""
+    rows += [
+        (f"Stager: {config['events']:,} preloaded events over {config['customers']:,} customers",
+         _n(v("stager.events_per_s"), "events/s") + stager_cpu, "stager/raw.postgres"),
+        (f"Whole pipeline sustained: ingest + stager, {max(config['concurrencies'])} connections "
+         "(ratio: to raw Postgres, the lower limit)", _n(v("pipeline.events_per_s"), "events/s"),
+         "pipeline"),
+        (f"End to end at {config['rate']:,} events/s for {config['seconds']:g} s: 2xx → in stage counts",
+         _latency(results, "e2e.counts"), "e2e.counts"),
+        ("End to end: 2xx → in the customer's timeline", _latency(results, "e2e.timeline"), "e2e.timeline"),
+        (f"API stage counts, {config['api_customers']:,} customers", _latency(results, "api.counts"),
+         "api.counts"),
+        (f"API timeline page of 100 items, {config['touchpoints']:,} touchpoints",
+         _latency(results, "api.timeline"), "api.timeline"),
+        (f"Soak at {config['rate']:,} events/s for {config['seconds']:g} s: load achieved",
+         _n(v("soak.events_per_s"), "events/s"), "—"),
+        ("Soak: largest consumer lag (acknowledged, not yet applied)",
+         _n(v("soak.max_lag_events"), "events"), "—"),
+        ("Soak: lag back to 0 after the load stopped", _n(v("soak.drain_s"), "s"), "soak.drain"),
+    ]
+    for kind in ("ingest", "stager", "api"):
+        rows.append((f"Soak: {kind} RSS drift (end vs after warm-up)",
+                     _n(v(f"soak.rss_drift_pct.{kind}"), "%"), f"soak.rss.{kind}"))
+    rows += [("Soak: 2xx → in stage counts", _latency(results, "soak.e2e.counts"), "—"),
+             ("Soak: 2xx → in timeline", _latency(results, "soak.e2e.timeline"), "—")]
+    return [row for row in rows if row[1] and not row[1].startswith("—")]
+
+
+def markdown(report: dict[str, Any], results: Results, json_path: Path) -> str:
+    by_id = {check["id"]: check for check in report["checks"]}
+    lines = [
+        f"## Stageline {report['kind']} {report['run_id']} — {report['started_at'][:19]}Z",
+        "",
+        "| measurement | result | target | ratio to raw limit | target met |",
+        "|---|---|---|---|---|",
+    ]
+    for label, value, check_id in _rows(report, results):
+        check = by_id.get(check_id)
+        if check is None:
+            lines.append(f"| {label} | {value} | {check_id if check_id == 'reference' else '—'} | — | — |")
+            continue
+        raw_ratio = check["ratio_to_raw_limit"]
+        ratio = "—" if raw_ratio is None else f"{raw_ratio * 100:.1f}%"
+        lines.append(f"| {label} | {value} | {check['target']} | {ratio} | "
+                     f"{'yes' if check['met'] else 'no'} |")
+    if report["memory"]:
+        lines += ["", "| service RSS | phase | before | after |", "|---|---|---|---|"]
+        lines += [f"| {m['service']} | {m['phase']} | {m['rss_before_mb']:.0f} MB "
+                  f"| {m['rss_after_mb']:.0f} MB |" for m in report["memory"]]
+    machine = report["machine"]
+    lines += [
+        "",
+        f"Closed-loop load (ingest, pipeline, API), in its own process: {report['generator']}. "
+        "Fixed-rate load (e2e, soak): an open-loop asyncio sender in the bench process, one probe "
+        f"per request. Machine: {machine['nproc']} CPUs ({machine['cpu']}), "
+        f"{machine['memory_mb'] / 1024:.0f} GiB; Python {machine['python']}, aiokafka {machine['aiokafka']}, "
+        f"asyncpg {machine['asyncpg']}, PostgreSQL {machine['postgres']}; broker: {machine['broker']}. "
+        "Everything (broker, Postgres, services, load generator) shares these CPUs.",
+    ]
+    if report["quick"]:
+        lines.append("**--quick run: sizes are tiny; the numbers only show that every stage works.**")
+    for phase, error in report["errors"].items():
+        lines.append(f"**Phase {phase} failed:** {error}")
+    lines.append(f"JSON: {json_path}")
+    return "\n".join(lines)
+
+
+def write_json(report: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = report["started_at"][:19].replace(":", "").replace("-", "")
+    path = directory / f"{report['kind']}-{stamp}-{report['run_id']}.json"
+    scratch = path.with_suffix(".json.tmp")
+    scratch.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    os.replace(scratch, path)
+    return path

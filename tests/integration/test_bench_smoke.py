@@ -1,0 +1,53 @@
+"""The benchmark still runs end to end (`make bench` in `--quick` mode, seconds, on the session's
+broker and Postgres). A regression guard for the pipeline, never for speed: no timing is asserted.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stageline_devstack.broker import Broker
+
+pytestmark = pytest.mark.integration
+
+# Every figure a run (not a soak) produces with the default concurrencies.
+EXPECTED = {
+    "raw.producer.events_per_s", "raw.postgres.rows_per_s",
+    *(f"ingest.c{c}.{m}" for c in (8, 64) for m in ("events_per_s", "p50_ms", "p99_ms")),
+    "stager.events_per_s", "pipeline.events_per_s", "e2e.events_per_s",
+    *(f"e2e.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "max_ms")),
+    *(f"api.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "requests_per_s")),
+}
+
+
+def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": pg_server}
+    run = subprocess.run(
+        [sys.executable, "-m", "stageline_bench", "--quick", "--results-dir", str(results),
+         "--log-dir", str(tmp_path / "logs")],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-6000:]}"
+
+    files = list(results.glob("bench-*.json"))
+    assert len(files) == 1, files
+    report = json.loads(files[0].read_text())
+    assert report["errors"] == {}
+    figures = {f["id"]: f["value"] for f in report["figures"]}
+    assert set(figures) >= EXPECTED, sorted(EXPECTED - set(figures))
+    assert all(value > 0 for value in figures.values()), figures
+    assert all(check["value"] > 0 for check in report["checks"])
+    assert report["machine"]["nproc"] and report["machine"]["postgres"]
+    assert {m["service"] for m in report["memory"]} == {"ingest", "stager", "api"}
+    assert all(m["rss_before_mb"] > 0 and m["rss_after_mb"] > 0 for m in report["memory"])
+    # The load generator's event ids are unique: every record the pipeline applied was new.
+    assert report["details"]["pipeline"]["duplicates"] == 0
+    assert report["details"]["api"]["page_items"] == 100
+    # The table went to stdout, the progress lines to stderr.
+    assert "| measurement | result |" in run.stdout
+    assert "pipeline:" in run.stderr
