@@ -10,7 +10,7 @@ from stageline_ingest.auth import require_write_key
 from stageline_ingest.body import read_body
 from stageline_ingest.delivery import deliver
 from stageline_ingest.intake import read_events
-from stageline_ingest.metrics import EVENTS_REJECTED
+from stageline_ingest.metrics import count_rejected, refusals_counted
 from stageline_shared.errors import ApiError, json_response
 from stageline_shared.events import MAX_REQUEST_BYTES
 from stageline_shared.keys import ApiKey
@@ -32,13 +32,9 @@ EVENTS_DOC = {
 @router.post("/v1/events", status_code=202, openapi_extra=EVENTS_DOC)
 async def post_events(request: Request, key: Annotated[ApiKey, Depends(require_write_key)]) -> Response:
     """Accept one touchpoint or {"batch": [...]}; 202 only once the broker holds them."""
-    try:
+    with refusals_counted():
         intake = read_events(await read_body(request, MAX_REQUEST_BYTES), datetime.now(UTC), key.source)
-    except ApiError as exc:
-        EVENTS_REJECTED.labels(exc.code).inc()
-        raise
-    for reason in intake.reasons:
-        EVENTS_REJECTED.labels(reason).inc()
+    count_rejected(intake.reasons)
     if not intake.accepted:
         raise ApiError(
             422, "no_valid_events", "no valid events: " + intake.rejected[0]["error"],

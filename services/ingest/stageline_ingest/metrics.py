@@ -1,6 +1,11 @@
 """Ingest's Prometheus metrics."""
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
 from prometheus_client import Counter, Histogram
+
+from stageline_shared.errors import ApiError
 
 EVENTS_ACCEPTED = Counter(
     "stageline_ingest_events_accepted_total", "Events acknowledged by the broker and answered 2xx."
@@ -19,3 +24,19 @@ PRODUCE_SECONDS = Histogram(
 BROKER_UNAVAILABLE = Counter(
     "stageline_ingest_broker_unavailable_total", "Requests answered 503 because the broker failed."
 )
+
+
+@contextmanager
+def refusals_counted() -> Iterator[None]:
+    """Count a request refused as a whole (an ApiError) under its error code."""
+    try:
+        yield
+    except ApiError as exc:
+        EVENTS_REJECTED.labels(exc.code).inc()
+        raise
+
+
+def count_rejected(reasons: Iterable[str]) -> None:
+    """Count the events of a batch that were refused, by reason."""
+    for reason in reasons:
+        EVENTS_REJECTED.labels(reason).inc()

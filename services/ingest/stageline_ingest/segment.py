@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from stageline_ingest.auth import check_write_key
 from stageline_ingest.body import decode_body, read_body
 from stageline_ingest.delivery import deliver
-from stageline_ingest.metrics import EVENTS_REJECTED
+from stageline_ingest.metrics import EVENTS_REJECTED, count_rejected, refusals_counted
 from stageline_ingest.segment_intake import (
     MAX_REQUEST_BYTES,
     TYPES,
@@ -59,14 +59,11 @@ async def _read(request: Request) -> tuple[ApiKey, dict[str, Any], datetime]:
     key = None
     if "authorization" in request.headers:
         key = await check_write_key(request, presented_key(request))
-    try:
+    with refusals_counted():
         raw = await read_body(request, MAX_REQUEST_BYTES)
         document = parse_document(
             decode_body(raw, request.headers.get("content-encoding"), MAX_REQUEST_BYTES)
         )
-    except ApiError as exc:
-        EVENTS_REJECTED.labels(exc.code).inc()
-        raise
     if key is None:
         key = await check_write_key(request, write_key_of(document))
     return key, document, datetime.now(UTC)
@@ -96,13 +93,9 @@ for _route in TYPES:
 async def segment_batch(request: Request) -> Response:
     """Up to 2,500 Segment messages; refused ones are listed, the others accepted."""
     key, document, received_at = await _read(request)
-    try:
+    with refusals_counted():
         intake = read_batch(document, received_at, key.source)
-    except ApiError as exc:
-        EVENTS_REJECTED.labels(exc.code).inc()
-        raise
-    for reason in intake.reasons:
-        EVENTS_REJECTED.labels(reason).inc()
+    count_rejected(intake.reasons)
     if not intake.accepted:
         raise ApiError(400, "no_valid_events", "no valid messages: " + intake.rejected[0]["error"],
                        rejected=intake.rejected)
