@@ -100,23 +100,30 @@ class JourneyEngine:
             (rule_id, rule, journey.rank(rule.stage))
             for rule_id, rule in zip(journey.rule_ids(), journey.rules, strict=True)
         ]
-        self._by_id = {rule_id: (rule, rank) for rule_id, rule, rank in self._rules}
         # Most rules name their events: index them so a touchpoint is tested only against the
         # rules that could match it (plus the few that match any event name).
-        self._by_event: dict[str, list[tuple[str, Rule]]] = {}
-        self._any_event: list[tuple[str, Rule]] = []
+        # A rule that names only event names matches every touchpoint its index entry yields:
+        # `checked` is None for those, and only the others are tested.
+        self._by_event: dict[str, list[tuple[str, Match | None]]] = {}
+        self._any_event: list[tuple[str, Match | None]] = []
         for rule_id, rule, _ in self._rules:
-            events = _as_list(rule.match.event)
+            match = rule.match
+            checked = match if match.channel is not None or match.properties else None
+            events = _as_list(match.event)
             if events is None:
-                self._any_event.append((rule_id, rule))
+                self._any_event.append((rule_id, checked))
             for event in events or ():
-                self._by_event.setdefault(event, []).append((rule_id, rule))
+                self._by_event.setdefault(event, []).append((rule_id, checked))
+        self._min_count = {rule_id: rule.min_count for rule_id, rule, _ in self._rules}
+        self._rank = {rule_id: rank for rule_id, _, rank in self._rules}
+        self._latest_wins = journey.progression == "latest"
 
     def matching_rules(self, touchpoint: Touchpoint) -> tuple[str, ...]:
-        candidates = self._by_event.get(touchpoint.event, [])
+        candidates = self._by_event.get(touchpoint.event, ())
         if self._any_event:
-            candidates = candidates + self._any_event
-        return tuple(rule_id for rule_id, rule in candidates if matches(rule.match, touchpoint))
+            candidates = [*candidates, *self._any_event]
+        return tuple(rule_id for rule_id, checked in candidates
+                     if checked is None or matches(checked, touchpoint))
 
     def stage_of(self, state: CustomerState) -> str | None:
         """The stage the progression policy gives for this state.
@@ -130,14 +137,16 @@ class JourneyEngine:
         return self._stage(state.rule_counts, state.rule_latest)
 
     def _stage(self, counts: dict[str, int], latest: dict[str, tuple[datetime, str]]) -> str | None:
-        by_id = self._by_id
-        satisfied = [r for r, n in counts.items() if r in by_id and n >= by_id[r][0].min_count]
+        min_count = self._min_count
+        # Rules no longer in the journey file (left in stored state) count for nothing.
+        satisfied = [r for r, n in counts.items() if n >= min_count.get(r, n + 1)]
         if not satisfied:
             return None
-        if self.journey.progression == "latest":
+        if self._latest_wins:
             newest = max(latest[r] for r in satisfied)
             satisfied = [r for r in satisfied if latest[r] == newest]
-        return self.journey.stages[max(by_id[r][1] for r in satisfied)]
+        rank = self._rank
+        return self.journey.stages[max(rank[r] for r in satisfied)]
 
     def apply(
         self, state: CustomerState, customer_id: str, touchpoints: Iterable[Touchpoint]
@@ -149,8 +158,11 @@ class JourneyEngine:
             if state.last_touchpoint_at is not None else None
         counts = dict(state.rule_counts)
         latest = dict(state.rule_latest)
-        for touchpoint in sorted(touchpoints, key=lambda t: (t.occurred_at, t.event_id)):
-            key = (touchpoint.occurred_at, touchpoint.event_id)
+        ordered = [(t.occurred_at, t.event_id, t) for t in touchpoints]
+        if len(ordered) > 1:
+            ordered.sort(key=_oldest_first)
+        for occurred_at, event_id, touchpoint in ordered:
+            key = (occurred_at, event_id)
             if last is None or key > last:
                 last = key
             rule_ids = self.matching_rules(touchpoint)
@@ -171,6 +183,10 @@ class JourneyEngine:
             last_touchpoint_at=last[0] if last else None,
             rule_counts=counts, rule_latest=latest,
         ), transitions
+
+
+def _oldest_first(item: tuple[datetime, str, Touchpoint]) -> tuple[datetime, str]:
+    return item[0], item[1]
 
 
 def _newer(a: tuple[datetime, str] | None, b: tuple[datetime, str] | None) -> tuple[datetime, str] | None:

@@ -49,7 +49,8 @@ def plan_links(
     """Apply the batch's links, oldest first, to `canon` (id → customer, updated in place)."""
     merges: list[Merge] = []
     conflicts: list[Conflict] = []
-    for touchpoint in sorted(touchpoints, key=lambda t: (t.occurred_at, t.event_id)):
+    linking = [t for t in touchpoints if t.user_id and (t.anonymous_id or t.previous_id)]
+    for touchpoint in sorted(linking, key=lambda t: (t.occurred_at, t.event_id)):
         for source, claimed_by in touchpoint.links():
             target = canon[claimed_by]
             owner = canon[source]

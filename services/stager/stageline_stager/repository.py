@@ -9,8 +9,9 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,62 +28,33 @@ from stageline_stager.identity import (
     repoint,
     suppressed_ids,
 )
+from stageline_stager.states import STAGING, delete_states, lock_states, write_states
 
-_INSERT_TOUCHPOINTS = text("""
+# Staging tables live per connection and empty themselves at commit; creating them is a no-op
+# once they exist (and is undone with a rolled-back first batch, so it is repeated every batch).
+_STAGING = """
+    CREATE TEMP TABLE IF NOT EXISTS staged_touchpoints (
+        event_id text, customer_id text, event text, channel text, occurred_at timestamptz,
+        received_at timestamptz, clamped boolean, properties text, type text, anonymous_id text,
+        user_id text, context text, source text
+    ) ON COMMIT DELETE ROWS;
+""" + STAGING
+_TOUCHPOINT_COLUMNS = ("event_id", "customer_id", "event", "channel", "occurred_at", "received_at",
+                       "clamped", "properties", "type", "anonymous_id", "user_id", "context", "source")
+
+_INSERT_TOUCHPOINTS = """
     INSERT INTO touchpoints
         (event_id, customer_id, event, channel, occurred_at, received_at, clamped, properties,
          type, anonymous_id, user_id, context, source)
-    SELECT e, c, n, ch, o, r, cl, CAST(p AS jsonb), ty, a, u, CAST(cx AS jsonb), so
-    FROM unnest(CAST(:event_ids AS text[]), CAST(:customers AS text[]), CAST(:events AS text[]),
-                CAST(:channels AS text[]), CAST(:occurred AS timestamptz[]),
-                CAST(:received AS timestamptz[]), CAST(:clamped AS boolean[]),
-                CAST(:properties AS text[]), CAST(:types AS text[]), CAST(:anonymous_ids AS text[]),
-                CAST(:user_ids AS text[]), CAST(:contexts AS text[]), CAST(:sources AS text[]))
-         AS t(e, c, n, ch, o, r, cl, p, ty, a, u, cx, so)
-    ORDER BY e
+    SELECT event_id, customer_id, event, channel, occurred_at, received_at, clamped,
+           properties::jsonb, type, anonymous_id, user_id, context::jsonb, source
+    FROM staged_touchpoints
+    ORDER BY event_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
-""")
+"""
 
-# Rows are created, then locked, in (journey, customer_id) order: two stagers that meet on one
-# customer during a rebalance queue behind each other instead of deadlocking.
-_ENSURE_CUSTOMERS = text("""
-    INSERT INTO customer_stages (journey, customer_id)
-    SELECT j, c FROM unnest(CAST(:journeys AS text[]), CAST(:customers AS text[])) AS t(j, c)
-    ORDER BY j, c
-    ON CONFLICT DO NOTHING
-""")
-
-_LOCK_CUSTOMERS = text("""
-    SELECT s.journey, s.customer_id, s.stage, s.entered_at, s.last_event_id, s.last_touchpoint_at,
-           s.rule_counts, s.rule_latest
-    FROM customer_stages s
-    JOIN unnest(CAST(:journeys AS text[]), CAST(:customers AS text[])) AS t(j, c)
-      ON s.journey = t.j AND s.customer_id = t.c
-    ORDER BY s.journey, s.customer_id
-    FOR UPDATE OF s
-""")
-
-_UPDATE_CUSTOMERS = text("""
-    UPDATE customer_stages s SET
-        stage = t.stage, entered_at = t.entered_at, last_event_id = t.last_event_id,
-        last_touchpoint_at = t.last_touchpoint_at, rule_counts = CAST(t.rule_counts AS jsonb),
-        rule_latest = CAST(t.rule_latest AS jsonb), updated_at = now()
-    FROM unnest(CAST(:journeys AS text[]), CAST(:customers AS text[]), CAST(:stages AS text[]),
-                CAST(:entered AS timestamptz[]), CAST(:last_ids AS text[]),
-                CAST(:last_at AS timestamptz[]), CAST(:counts AS text[]),
-                CAST(:rule_latest AS text[]))
-         AS t(journey, customer_id, stage, entered_at, last_event_id, last_touchpoint_at,
-              rule_counts, rule_latest)
-    WHERE s.journey = t.journey AND s.customer_id = t.customer_id
-""")
-
-_INSERT_TRANSITIONS = text("""
-    INSERT INTO stage_transitions (journey, customer_id, from_stage, to_stage, event_id, occurred_at)
-    SELECT * FROM unnest(CAST(:journeys AS text[]), CAST(:customers AS text[]),
-                         CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:event_ids AS text[]),
-                         CAST(:occurred AS timestamptz[]))
-""")
+_TRANSITION_COLUMNS = ("journey", "customer_id", "from_stage", "to_stage", "event_id", "occurred_at")
 
 _ADD_COUNTS = text("""
     INSERT INTO stage_counts (journey, stage, customers)
@@ -124,79 +96,30 @@ class BatchOutcome:
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
 
 
-async def _insert_new(
-    conn: AsyncConnection, touchpoints: Sequence[Touchpoint], canon: Mapping[str, str]
-) -> set[str]:
+def _json_text(value: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits: orjson refuses them, the json module does not
+        return json.dumps(value)
+
+
+async def _insert_new(raw: Any, touchpoints: Sequence[Touchpoint], canon: Mapping[str, str]) -> set[str]:
     """Insert under each event's current customer; returns the ids that were new."""
-    result = await conn.execute(_INSERT_TOUCHPOINTS, {
-        "event_ids": [t.event_id for t in touchpoints],
-        "customers": [canon[t.customer_id] for t in touchpoints],
-        "events": [t.event for t in touchpoints],
-        "channels": [t.channel for t in touchpoints],
-        "occurred": [t.occurred_at for t in touchpoints],
-        "received": [t.received_at for t in touchpoints],
-        "clamped": [t.clamped for t in touchpoints],
-        "properties": [json.dumps(t.properties) for t in touchpoints],
-        "types": [t.type for t in touchpoints],
-        "anonymous_ids": [t.anonymous_id for t in touchpoints],
-        "user_ids": [t.user_id for t in touchpoints],
-        "contexts": [json.dumps(t.context) for t in touchpoints],
-        "sources": [t.source for t in touchpoints],
-    })
-    return {row[0] for row in result}
+    await raw.copy_records_to_table("staged_touchpoints", columns=_TOUCHPOINT_COLUMNS, records=[
+        (t.event_id, canon[t.customer_id], t.event, t.channel, t.occurred_at, t.received_at,
+         t.clamped, _json_text(t.properties), t.type, t.anonymous_id, t.user_id,
+         _json_text(t.context), t.source)
+        for t in touchpoints
+    ])
+    return {row[0] for row in await raw.fetch(_INSERT_TOUCHPOINTS)}
 
 
-async def _lock_states(
-    conn: AsyncConnection, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], CustomerState]:
-    params = {"journeys": [k[0] for k in keys], "customers": [k[1] for k in keys]}
-    await conn.execute(_ENSURE_CUSTOMERS, params)
-    result = await conn.execute(_LOCK_CUSTOMERS, params)
-    return {
-        (row.journey, row.customer_id): CustomerState(
-            stage=row.stage, entered_at=row.entered_at, last_event_id=row.last_event_id,
-            last_touchpoint_at=row.last_touchpoint_at, rule_counts=dict(row.rule_counts),
-            rule_latest={
-                rule: (datetime.fromisoformat(at), event_id)
-                for rule, (at, event_id) in row.rule_latest.items()
-            },
-        )
-        for row in result
-    }
-
-
-async def _write_states(
-    conn: AsyncConnection, states: Mapping[tuple[str, str], CustomerState]
-) -> None:
-    items = sorted(states.items())
-    await conn.execute(_UPDATE_CUSTOMERS, {
-        "journeys": [k[0] for k, _ in items],
-        "customers": [k[1] for k, _ in items],
-        "stages": [s.stage for _, s in items],
-        "entered": [s.entered_at for _, s in items],
-        "last_ids": [s.last_event_id for _, s in items],
-        "last_at": [s.last_touchpoint_at for _, s in items],
-        "counts": [json.dumps(s.rule_counts) for _, s in items],
-        "rule_latest": [
-            json.dumps({r: [at.isoformat(), e] for r, (at, e) in s.rule_latest.items()})
-            for _, s in items
-        ],
-    })
-
-
-async def _write_transitions(
-    conn: AsyncConnection, transitions: Sequence[tuple[str, Transition]]
-) -> None:
-    if not transitions:
-        return
-    await conn.execute(_INSERT_TRANSITIONS, {
-        "journeys": [j for j, _ in transitions],
-        "customers": [t.customer_id for _, t in transitions],
-        "froms": [t.from_stage for _, t in transitions],
-        "tos": [t.to_stage for _, t in transitions],
-        "event_ids": [t.event_id for _, t in transitions],
-        "occurred": [t.occurred_at for _, t in transitions],
-    })
+async def _write_transitions(raw: Any, transitions: Sequence[tuple[str, Transition]]) -> None:
+    if transitions:
+        await raw.copy_records_to_table("stage_transitions", columns=_TRANSITION_COLUMNS, records=[
+            (journey, t.customer_id, t.from_stage, t.to_stage, t.event_id, t.occurred_at)
+            for journey, t in transitions
+        ])
 
 
 async def _add_counts(conn: AsyncConnection, deltas: Mapping[tuple[str, str], int]) -> None:
@@ -208,13 +131,6 @@ async def _add_counts(conn: AsyncConnection, deltas: Mapping[tuple[str, str], in
         "stages": [k[1] for k, _ in changed],
         "deltas": [d for _, d in changed],
     })
-
-
-_DELETE_MERGED = text("""
-    DELETE FROM customer_stages
-    WHERE (journey, customer_id) IN (
-        SELECT j, c FROM unnest(CAST(:journeys AS text[]), CAST(:customers AS text[])) AS t(j, c))
-""")
 
 
 def _move(deltas: dict[tuple[str, str], int], journey: str, before: str | None, after: str | None) -> None:
@@ -243,6 +159,8 @@ async def apply_touchpoints(
     events = sorted((t for t in unique if t.type != "erase"), key=lambda t: t.event_id)
     deltas: dict[tuple[str, str], int] = defaultdict(int)
 
+    raw = await driver_connection(conn)
+    await raw.execute(_STAGING)
     if events:
         canon = await lock_identities(conn, [i for t in events for i in event_ids(t)])
         # Read after the locks: an erase committed while we waited is seen here.
@@ -255,12 +173,12 @@ async def apply_touchpoints(
         merges, conflicts = plan_links(events, canon)
         for merge in merges:
             await repoint(conn, merge)
-        inserted = await _insert_new(conn, events, canon) if events else set()
+        inserted = await _insert_new(raw, events, canon) if events else set()
         outcome.applied = len(inserted)
         outcome.duplicates += len(events) - len(inserted)
         outcome.merges = len(merges)
         outcome.conflicts = [c for c in conflicts if c.event_id in inserted]
-        await _apply_stages(conn, engines, [t for t in events if t.event_id in inserted],
+        await _apply_stages(raw, engines, [t for t in events if t.event_id in inserted],
                             canon, merges, outcome, deltas)
 
     for request in erasures:
@@ -273,7 +191,7 @@ async def apply_touchpoints(
 
 
 async def _apply_stages(
-    conn: AsyncConnection,
+    raw: Any,
     engines: list[JourneyEngine],
     new: list[Touchpoint],
     canon: Mapping[str, str],
@@ -287,8 +205,7 @@ async def _apply_stages(
     customers = set(by_customer) | {m.source for m in merges} | {m.target for m in merges}
     if not customers:
         return
-    keys = sorted((e.journey.name, c) for e in engines for c in customers)
-    states = await _lock_states(conn, keys)
+    states = await lock_states(raw, [e.journey.name for e in engines], list(customers))
     gone: list[tuple[str, str]] = []
     for engine in engines:
         name = engine.journey.name
@@ -309,11 +226,14 @@ async def _apply_stages(
             states[(name, customer_id)] = after
             outcome.transitions.extend((name, t) for t in transitions)
             _move(deltas, name, before.stage, after.stage)
-    if gone:
-        await conn.execute(_DELETE_MERGED, {"journeys": [g[0] for g in gone],
-                                            "customers": [g[1] for g in gone]})
-    await _write_states(conn, states)
-    await _write_transitions(conn, outcome.transitions)
+    await delete_states(raw, gone)
+    await write_states(raw, states)
+    await _write_transitions(raw, outcome.transitions)
+
+
+async def driver_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under a SQLAlchemy one (same transaction), for COPY."""
+    return (await conn.get_raw_connection()).driver_connection
 
 
 async def store_offsets(
