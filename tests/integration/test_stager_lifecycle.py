@@ -6,9 +6,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
 from stageline_devstack.broker import Broker, free_port
 from stageline_devstack.processes import ServiceProcess
+from stageline_shared.database import make_engine
+from stageline_stager.settings import StagerSettings
 from tests.integration.support import (
     Stack,
     applied_offsets,
@@ -91,3 +94,14 @@ async def touchpoints_stored(stack: Stack, expected: int) -> bool:
         await conn.close()
     assert stored <= expected
     return bool(stored == expected)
+
+
+async def test_batch_sessions_use_the_configured_synchronous_commit(database_url: str) -> None:
+    for value in ("off", "on"):
+        db = make_engine(database_url, server_settings={"synchronous_commit": value})
+        try:
+            async with db.connect() as conn:
+                assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == value
+        finally:
+            await db.dispose()
+    assert StagerSettings().synchronous_commit == "off"

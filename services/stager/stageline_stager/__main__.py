@@ -26,7 +26,8 @@ async def serve(settings: StagerSettings) -> None:
         settings.kafka_bootstrap_servers,
         {settings.topic: settings.topic_partitions, settings.dlq_topic: 1},
     )
-    db = make_engine(settings.database_url)
+    db = make_engine(settings.database_url,
+                     server_settings={"synchronous_commit": settings.synchronous_commit})
     loop = StagerLoop(settings, db, [JourneyEngine(j) for j in journeys.values()], cluster_id)
     server = EmbeddedServer(uvicorn.Config(
         make_app(settings, db), host=settings.stager_host,
