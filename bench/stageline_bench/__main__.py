@@ -14,7 +14,7 @@ from typing import Any
 import stageline_bench
 from stageline_bench import api, e2e, ingest, pipeline, raw, report, soak, stager
 from stageline_bench.config import PHASES, BenchConfig, quick
-from stageline_bench.live import start_live
+from stageline_bench.live import start_live, stop_live
 from stageline_bench.loadgen import choose
 from stageline_bench.machine import machine_info, wrk_version
 from stageline_bench.progress import setup
@@ -39,6 +39,7 @@ SIZES = {  # flag -> (config field, type, help)
     "--api-seconds": ("api_seconds", float, "API: seconds per measurement (default 10)"),
     "--api-connections": ("api_connections", int, "API: connections (default 1)"),
     "--partitions": ("partitions", int, "topic partitions (default 6)"),
+    "--stagers": ("stagers", int, "stager processes in the consumer group (default 2)"),
 }
 
 
@@ -104,16 +105,16 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
     for name, body in steps.items():
         if name in config.phases:
             _phase(results, name, body)
-            stack.stop_services(name)
+            stop_live(stack, config, name)
     if "pipeline" in config.phases or "e2e" in config.phases:
         try:
-            live = start_live(stack)
+            live = start_live(stack, config)
             if "pipeline" in config.phases:
                 _phase(results, "pipeline", lambda: pipeline.run(live, config, results))
             if "e2e" in config.phases:
                 _phase(results, "e2e", lambda: e2e.run(live, config, results))
         finally:
-            stack.stop_services("live")
+            stop_live(stack, config, "live")
     if "api" in config.phases:
         _phase(results, "api", lambda: api.run(stack, config, results))
         stack.stop_services("api")

@@ -25,6 +25,7 @@ class BenchConfig:
     api_seconds: float = 10.0
     api_connections: int = 1
     partitions: int = 6
+    stagers: int = 2  # stager processes in one consumer group: one per core here
     generator: str = "auto"  # auto | wrk | asyncio
     phases: tuple[str, ...] = PHASES
     results_dir: Path = Path("bench/results")

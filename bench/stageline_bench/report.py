@@ -107,7 +107,8 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
                      f"(p50 {_n(v(f'ingest.c{c}.p50_ms'), 'ms')}, p99 {_n(v(f'ingest.c{c}.p99_ms'), 'ms')}"
                      f"{cpu_text})", f"ingest.c{c}/raw.producer"))
     stager = report["details"].get("stager", {})
-    stager_cpu = f" (stager {stager['stager_cpu_cores']:.2f} CPU cores)" if stager else ""
+    stager_cpu = (f" ({stager.get('stagers', 1)} stager processes, {stager['stager_cpu_cores']:.2f} "
+                  "CPU cores)") if stager else ""
     rows += [
         (f"Stager: {config['events']:,} preloaded events over {config['customers']:,} customers",
          _n(v("stager.events_per_s"), "events/s") + stager_cpu, "stager/raw.postgres"),

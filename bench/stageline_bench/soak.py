@@ -16,12 +16,20 @@ import asyncpg
 from stageline_bench.config import BenchConfig
 from stageline_bench.e2e import Baseline, prepare
 from stageline_bench.ingest import basic_auth
-from stageline_bench.live import Live, start_live
+from stageline_bench.live import Live, start_live, stop_live
 from stageline_bench.offsets import applied
 from stageline_bench.progress import log
 from stageline_bench.results import Results
 from stageline_bench.stack import BenchStack
 from stageline_bench.steady import SteadyLoad, Visibility
+
+
+def rss_by_kind(live: Live) -> dict[str, float]:
+    """RSS per kind of service, summed over its processes (all the stagers together)."""
+    total: dict[str, float] = {}
+    for service in live.services:
+        total[service.kind] = total.get(service.kind, 0.0) + service.rss_mb()
+    return total
 
 
 class Sampler:
@@ -33,8 +41,8 @@ class Sampler:
         self.drain_s = 0.0
 
     def _sample_rss(self, at: float) -> None:
-        for service in self.live.services:
-            self.rss[service.kind].append((at, service.rss_mb()))
+        for kind, mb in rss_by_kind(self.live).items():
+            self.rss[kind].append((at, mb))
 
     async def run(self) -> None:
         conn = await asyncpg.connect(self.live.database)
@@ -75,7 +83,7 @@ class Sampler:
 
 
 async def _run(live: Live, config: BenchConfig, results: Results) -> None:
-    idle = {s.kind: s.rss_mb() for s in live.services}
+    idle = rss_by_kind(live)
     baseline = await prepare(live, 1_000 if config.quick else 10_000, config.batch, "w")
     log.info("soak: %d events/s for %gs", config.rate, config.seconds)
     load = SteadyLoad(live.ingest.base_url, basic_auth(live.write_key), config.rate, config.batch,
@@ -93,11 +101,11 @@ async def _run(live: Live, config: BenchConfig, results: Results) -> None:
                 "events")
     results.add("soak.drain_s", "Soak: lag back to 0 after the load stopped", sampler.drain_s, "s")
     memory: dict[str, Any] = {}
-    for service in live.services:
-        after_warmup, end, drift = sampler.drift(service.kind)
-        results.add(f"soak.rss_drift_pct.{service.kind}", f"Soak: {service.kind} RSS drift", drift, "%")
-        memory[service.kind] = {"idle_mb": idle[service.kind], "after_warmup_mb": after_warmup,
-                                "end_mb": end, "samples": sampler.rss[service.kind]}
+    for kind in idle:
+        after_warmup, end, drift = sampler.drift(kind)
+        results.add(f"soak.rss_drift_pct.{kind}", f"Soak: {kind} RSS drift", drift, "%")
+        memory[kind] = {"idle_mb": idle[kind], "after_warmup_mb": after_warmup,
+                        "end_mb": end, "samples": sampler.rss[kind]}
     results.add_latencies("soak.e2e.counts", "Soak: 2xx → visible in stage counts", counts)
     results.add_latencies("soak.e2e.timeline", "Soak: 2xx → visible in timeline", timeline)
     per_minute: dict[int, int] = {}
@@ -112,8 +120,8 @@ async def _run(live: Live, config: BenchConfig, results: Results) -> None:
 
 
 def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
-    live = start_live(stack, "soak")
+    live = start_live(stack, config, "soak")
     try:
         asyncio.run(_run(live, config, results))
     finally:
-        stack.stop_services("soak")
+        stop_live(stack, config, "soak")

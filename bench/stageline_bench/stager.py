@@ -14,6 +14,7 @@ import asyncpg
 from stageline_bench.config import BenchConfig
 from stageline_bench.events import check_wire_format, wire_records
 from stageline_bench.kafka_raw import by_partition, produce
+from stageline_bench.live import start_stagers, stop_live
 from stageline_bench.offsets import watch_applied
 from stageline_bench.progress import log
 from stageline_bench.results import Results
@@ -42,9 +43,9 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     preload_s = asyncio.run(produce(stack.bootstrap, topic, by_partition(records, config.partitions),
                                     config.partitions))
     del records
-    log.info("stager: topic preloaded in %.1fs; starting the stager", preload_s)
+    log.info("stager: topic preloaded in %.1fs; starting %d stager(s)", preload_s, config.stagers)
     started = time.monotonic()
-    service = stack.start_service("stager", "stager", url, topic)
+    services = start_stagers(stack, config, "stager", url, topic)
     samples = asyncio.run(watch_applied(plain_url(url), topic, config.events, "stager"))
     first = next(s for s in samples if s[1] > 0)
     done = samples[-1]
@@ -53,7 +54,7 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     includes_start = done[0] - first[0] < 1.0
     rate = config.events / (done[0] - started) if includes_start else \
         (done[1] - first[1]) / (done[0] - first[0])
-    stager_cores = service.cpu_s() / (done[0] - started)
+    stager_cores = sum(s.cpu_s() for s in services) / (done[0] - started)
     outcome = asyncio.run(_outcome(plain_url(url)))
     if outcome["touchpoints"] != config.events:
         raise RuntimeError(f"stager stored {outcome['touchpoints']} touchpoints of {config.events}")
@@ -64,9 +65,11 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
         "seconds_including_start": done[0] - started,
         "events_per_s_including_start": config.events / (done[0] - started),
         "rate_includes_start": includes_start,
-        "stager_cpu_cores": stager_cores,  # average over its whole life, start-up included
+        "stagers": config.stagers,
+        "stager_cpu_cores": stager_cores,  # all stagers, averaged over their life, start-up included
         **outcome,
     }
-    log.info("stager: %.0f events/s (%.1fs from first commit; %.1fs with start-up); stager used "
-             "%.2f CPU cores", rate, done[0] - first[0], done[0] - started, stager_cores)
-    stack.stop_services("stager")
+    log.info("stager: %.0f events/s (%.1fs from first commit; %.1fs with start-up); %d stager(s) "
+             "used %.2f CPU cores", rate, done[0] - first[0], done[0] - started, config.stagers,
+             stager_cores)
+    stop_live(stack, config, "stager")
