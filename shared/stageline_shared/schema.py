@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 metadata = MetaData()
 
@@ -38,7 +38,8 @@ touchpoints = Table(
 )
 
 # One row per (journey, customer). The progression state (per rule: matches seen, newest match)
-# is kept so a new touchpoint is applied without re-reading the customer's history.
+# is kept so a new touchpoint is applied without re-reading the customer's history. It is json,
+# not jsonb: rewritten whole every time, it is never queried by its contents.
 customer_stages = Table(
     "customer_stages",
     metadata,
@@ -48,8 +49,8 @@ customer_stages = Table(
     Column("entered_at", DateTime(timezone=True)),
     Column("last_event_id", Text),
     Column("last_touchpoint_at", DateTime(timezone=True)),
-    Column("rule_counts", JSONB, nullable=False, server_default="{}"),
-    Column("rule_latest", JSONB, nullable=False, server_default="{}"),
+    Column("rule_counts", JSON, nullable=False, server_default="{}"),
+    Column("rule_latest", JSON, nullable=False, server_default="{}"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("journey", "customer_id"),
 )

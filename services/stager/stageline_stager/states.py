@@ -1,8 +1,9 @@
 """Customer stage rows: lock the batch's existing ones, write all of them back in one upsert.
 
 The hot path of the stager, so it talks asyncpg directly: one locking SELECT, one binary COPY
-into a per-connection staging table and one INSERT … ON CONFLICT per batch. Rule state is JSONB
-(readable in psql) but parsed and written with orjson, never through SQLAlchemy's codecs.
+into a per-connection staging table and one INSERT … ON CONFLICT per batch. Rule state is json
+(readable in psql, stored as written) and parsed and written with orjson, never through
+SQLAlchemy's codecs.
 """
 
 from collections.abc import Mapping, Sequence
@@ -41,7 +42,7 @@ _UPSERT = """
         (journey, customer_id, stage, entered_at, last_event_id, last_touchpoint_at, rule_counts,
          rule_latest, updated_at)
     SELECT journey, customer_id, stage, entered_at, last_event_id, last_touchpoint_at,
-           rule_counts::jsonb, rule_latest::jsonb, now()
+           rule_counts::json, rule_latest::json, now()
     FROM staged_states ORDER BY journey, customer_id
     ON CONFLICT (journey, customer_id) DO UPDATE SET
         stage = excluded.stage, entered_at = excluded.entered_at,
@@ -68,10 +69,10 @@ def _state(row: Any) -> CustomerState:
 
 
 def _record(key: Key, state: CustomerState) -> tuple[Any, ...]:
-    latest = {rule: (at.isoformat(), event_id) for rule, (at, event_id) in state.rule_latest.items()}
+    # orjson writes each (datetime, event_id) as [RFC 3339 text, event_id], as _state reads it.
     return (key[0], key[1], state.stage, state.entered_at, state.last_event_id,
             state.last_touchpoint_at, orjson.dumps(state.rule_counts).decode(),
-            orjson.dumps(latest).decode())
+            orjson.dumps(state.rule_latest).decode())
 
 
 async def lock_states(
