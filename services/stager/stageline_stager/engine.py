@@ -118,7 +118,17 @@ class JourneyEngine:
         self._rank = {rule_id: rank for rule_id, _, rank in self._rules}
         self._latest_wins = journey.progression == "latest"
 
+        # Event names whose candidate rules need no test: the answer depends on the name alone.
+        self._by_name_only: dict[str, tuple[str, ...]] = {
+            event: tuple(rule_id for rule_id, _ in candidates)
+            for event, candidates in self._by_event.items()
+            if not self._any_event and all(checked is None for _, checked in candidates)
+        }
+
     def matching_rules(self, touchpoint: Touchpoint) -> tuple[str, ...]:
+        known = self._by_name_only.get(touchpoint.event)
+        if known is not None:
+            return known
         candidates = self._by_event.get(touchpoint.event, ())
         if self._any_event:
             candidates = [*candidates, *self._any_event]

@@ -220,12 +220,14 @@ async def _apply_stages(
                     merge.target, target.stage, combined.stage, merge.event_id, merge.at)))
             states[(name, merge.target)] = combined
             gone.append((name, merge.source))
+        empty = CustomerState()
         for customer_id, customer_touchpoints in by_customer.items():
-            before = states.get((name, customer_id), CustomerState())
+            before = states.get((name, customer_id), empty)
             after, transitions = engine.apply(before, customer_id, customer_touchpoints)
             states[(name, customer_id)] = after
-            outcome.transitions.extend((name, t) for t in transitions)
-            _move(deltas, name, before.stage, after.stage)
+            if transitions:
+                outcome.transitions += [(name, t) for t in transitions]
+                _move(deltas, name, before.stage, after.stage)
     await delete_states(raw, gone)
     await write_states(raw, states)
     await _write_transitions(raw, outcome.transitions)
