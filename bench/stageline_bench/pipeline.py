@@ -6,11 +6,13 @@ so a stager that falls behind pulls the figure down.
 """
 
 import asyncio
+import os
 import time
 
 import asyncpg
 
 from stageline_bench.config import BenchConfig
+from stageline_bench.cpu import CpuMeter
 from stageline_bench.e2e import prepare
 from stageline_bench.ingest import post_events
 from stageline_bench.live import Live
@@ -35,6 +37,7 @@ def run(live: Live, config: BenchConfig, results: Results) -> None:
     asyncio.run(prepare(live, 100, config.batch, "pw"))
     _, base = asyncio.run(settle(live.database, live.topic, quiet_s=0.2))
     stored_before = asyncio.run(_touchpoints(live.database))
+    meter = CpuMeter(live.services).start()
     started = time.monotonic()
     result = post_events(live.ingest.base_url, live.write_key, config, f"p{live.tag}",
                          connections, config.pipeline_seconds)
@@ -47,6 +50,7 @@ def run(live: Live, config: BenchConfig, results: Results) -> None:
     # Requests cut off when the load stopped may still have been produced: count those too.
     finished, applied = asyncio.run(settle(live.database, live.topic))
     rate = (applied - base) / (finished - started)
+    cpu = meter.read(applied - base)
     # Every event id the load generator sends is unique: a repeat would be skipped, not applied.
     duplicates = applied - base - (asyncio.run(_touchpoints(live.database)) - stored_before)
     if duplicates:
@@ -60,6 +64,12 @@ def run(live: Live, config: BenchConfig, results: Results) -> None:
         "ingest_events_per_s": accepted / result.duration_s,
         "backlog_when_load_stopped": max(0, accepted - (at_stop - base)),
         "requests_failed": result.failed, "generator": result.generator, "duplicates": duplicates,
+        "cpu": cpu,
     }
     log.info("pipeline: %.0f events/s sustained (ingest took %.0f events/s; %d applied in %.1fs)",
              rate, accepted / result.duration_s, applied - base, finished - started)
+    log.info("pipeline: machine busy %.2f cores; CPU per event: %s; at that cost %d cores carry "
+             "at most %.0f events/s", cpu["machine_busy_cores"],
+             ", ".join(f"{k.removeprefix('cpu_us_per_event_')} {v:.0f} µs" for k, v in cpu.items()
+                       if k.startswith("cpu_us_per_event_")),
+             os.cpu_count() or 1, cpu["ceiling_events_per_s"])

@@ -87,6 +87,16 @@ def _latency(results: Results, prefix: str) -> str:
     return ", ".join(parts) + (f" ({_n(rps)} req/s)" if rps else "")
 
 
+def _cpu(details: dict[str, Any]) -> str:
+    """"; machine busy 1.98 cores, CPU per event: stager 70 µs, rest 40 µs", or nothing."""
+    cpu = details.get("cpu")
+    if not cpu:
+        return ""
+    parts = [f"{k.removeprefix('cpu_us_per_event_')} {v:,.0f} µs" for k, v in cpu.items()
+             if k.startswith("cpu_us_per_event_")]
+    return f"; machine busy {cpu['machine_busy_cores']:.2f} cores, CPU per event: {', '.join(parts)}"
+
+
 def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]]:
     """(measurement, result, check id or reference) per line of the table."""
     config = report["config"]
@@ -108,13 +118,15 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
                      f"{cpu_text})", f"ingest.c{c}/raw.producer"))
     stager = report["details"].get("stager", {})
     stager_cpu = (f" ({stager.get('stagers', 1)} stager processes, {stager['stager_cpu_cores']:.2f} "
-                  "CPU cores)") if stager else ""
+                  f"CPU cores{_cpu(stager)})") if stager else ""
+    pipeline = report["details"].get("pipeline", {})
+    pipeline_cpu = f" ({_cpu(pipeline).removeprefix('; ')})" if pipeline.get("cpu") else ""
     rows += [
         (f"Stager: {config['events']:,} preloaded events over {config['customers']:,} customers",
          _n(v("stager.events_per_s"), "events/s") + stager_cpu, "stager/raw.postgres"),
         (f"Whole pipeline sustained: ingest + stager, {max(config['concurrencies'])} connections "
-         "(ratio: to raw Postgres, the lower limit)", _n(v("pipeline.events_per_s"), "events/s"),
-         "pipeline"),
+         "(ratio: to raw Postgres, the lower limit)",
+         _n(v("pipeline.events_per_s"), "events/s") + pipeline_cpu, "pipeline"),
         (f"End to end at {config['rate']:,} events/s for {config['seconds']:g} s: 2xx → in stage counts",
          _latency(results, "e2e.counts"), "e2e.counts"),
         ("End to end: 2xx → in the customer's timeline", _latency(results, "e2e.timeline"), "e2e.timeline"),

@@ -12,6 +12,7 @@ import time
 import asyncpg
 
 from stageline_bench.config import BenchConfig
+from stageline_bench.cpu import CpuMeter
 from stageline_bench.events import check_wire_format, wire_records
 from stageline_bench.kafka_raw import by_partition, produce
 from stageline_bench.live import start_stagers, stop_live
@@ -46,6 +47,7 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     log.info("stager: topic preloaded in %.1fs; starting %d stager(s)", preload_s, config.stagers)
     started = time.monotonic()
     services = start_stagers(stack, config, "stager", url, topic)
+    meter = CpuMeter(services).start()
     samples = asyncio.run(watch_applied(plain_url(url), topic, config.events, "stager"))
     first = next(s for s in samples if s[1] > 0)
     done = samples[-1]
@@ -55,6 +57,7 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     rate = config.events / (done[0] - started) if includes_start else \
         (done[1] - first[1]) / (done[0] - first[0])
     stager_cores = sum(s.cpu_s() for s in services) / (done[0] - started)
+    cpu = meter.read(config.events)
     outcome = asyncio.run(_outcome(plain_url(url)))
     if outcome["touchpoints"] != config.events:
         raise RuntimeError(f"stager stored {outcome['touchpoints']} touchpoints of {config.events}")
@@ -66,10 +69,14 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
         "events_per_s_including_start": config.events / (done[0] - started),
         "rate_includes_start": includes_start,
         "stagers": config.stagers,
+        "cpu": cpu,
         "stager_cpu_cores": stager_cores,  # all stagers, averaged over their life, start-up included
         **outcome,
     }
     log.info("stager: %.0f events/s (%.1fs from first commit; %.1fs with start-up); %d stager(s) "
              "used %.2f CPU cores", rate, done[0] - first[0], done[0] - started, config.stagers,
              stager_cores)
+    log.info("stager: machine busy %.2f cores; CPU per event: %s", cpu["machine_busy_cores"],
+             ", ".join(f"{k.removeprefix('cpu_us_per_event_')} {v:.0f} µs" for k, v in cpu.items()
+                       if k.startswith("cpu_us_per_event_")))
     stop_live(stack, config, "stager")
