@@ -48,6 +48,14 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
     # The load generator's event ids are unique: every record the pipeline applied was new.
     assert report["details"]["pipeline"]["duplicates"] == 0
     assert report["details"]["api"]["page_items"] == 100
+    # Two stagers shared the preloaded topic; the CPU accounting covers each measured component.
+    assert report["details"]["stager"]["stagers"] == 2
+    assert report["details"]["stager"]["touchpoints"] == report["config"]["events"]
+    for phase, kinds in (("stager", {"stager"}), ("pipeline", {"ingest", "stager", "api"})):
+        cpu = report["details"][phase]["cpu"]
+        assert 0 < cpu["machine_busy_cores"] <= report["machine"]["nproc"]
+        assert {f"cpu_us_per_event_{kind}" for kind in kinds} <= set(cpu)
+        assert cpu["cpu_us_per_event_total"] > 0 and cpu["ceiling_events_per_s"] > 0
     # The table went to stdout, the progress lines to stderr.
     assert "| measurement | result |" in run.stdout
     assert "pipeline:" in run.stderr
