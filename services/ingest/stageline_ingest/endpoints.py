@@ -43,7 +43,7 @@ async def post_events(request: Request, key: Annotated[ApiKey, Depends(require_w
     await deliver(request, intake.accepted)
     body: dict[str, Any] = {
         "accepted": len(intake.accepted),
-        "event_ids": [t.event_id for t in intake.accepted],
+        "event_ids": [r.event_id for r in intake.accepted],
         "rejected": intake.rejected,
     }
     return json_response(body, status=202)

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -11,18 +11,21 @@ from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
-    Touchpoint,
     TouchpointIn,
+    WireRecord,
     describe_validation_error,
+    encode_plain,
     stamp,
 )
 
+T = TypeVar("T")
+
 
 @dataclass
-class Intake:
-    """The outcome of validating one request."""
+class Intake(Generic[T]):
+    """The outcome of validating one request: what was accepted (touchpoints or wire records)."""
 
-    accepted: list[Touchpoint] = field(default_factory=list)
+    accepted: list[T] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
@@ -56,26 +59,30 @@ def _items(body: bytes) -> tuple[list[Any], bool]:
     return batch, True
 
 
-def _validate(item: Any, received_at: datetime, source: str | None) -> Touchpoint | tuple[str, str]:
+def _validate(item: Any, received_at: datetime, source: str | None) -> WireRecord | tuple[str, str]:
     if not isinstance(item, dict):
         return "invalid", f"event must be a JSON object, got {type(item).__name__}"
-    size = len(orjson.dumps(item))
-    if size > MAX_EVENT_BYTES:
-        return "too_large", f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
+    item_json = orjson.dumps(item)
+    if len(item_json) > MAX_EVENT_BYTES:
+        return "too_large", f"event is {len(item_json)} bytes; the limit is {MAX_EVENT_BYTES}"
+    record = encode_plain(item, item_json, received_at, source)
+    if record is not None:
+        return record
+    # Not plainly valid: pydantic decides, and names the problem when there is one.
     try:
         event = TouchpointIn.model_validate(item)
     except ValidationError as exc:
         return "invalid", describe_validation_error(exc)
-    return stamp(event, received_at, source)
+    return stamp(event, received_at, source).to_record()
 
 
-def read_events(body: bytes, received_at: datetime, source: str | None = None) -> Intake:
+def read_events(body: bytes, received_at: datetime, source: str | None = None) -> Intake[WireRecord]:
     """Validate every event; the good ones are kept even when others are rejected."""
     items, is_batch = _items(body)
-    intake = Intake()
+    intake: Intake[WireRecord] = Intake()
     for index, item in enumerate(items):
         result = _validate(item, received_at, source)
-        if isinstance(result, Touchpoint):
+        if isinstance(result, WireRecord):
             intake.accepted.append(result)
         else:
             reason, message = result

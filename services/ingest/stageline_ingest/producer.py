@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 from stageline_ingest.batcher import SharedBatcher
 from stageline_ingest.metrics import PRODUCE_SECONDS
 from stageline_ingest.settings import IngestSettings
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import WireRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,11 @@ class TouchpointProducer:
         await self._batcher.stop()
         await self._producer.stop()
 
-    async def produce(self, touchpoints: Sequence[Touchpoint]) -> None:
-        """Return only once the broker holds every event; else raise BrokerUnavailable."""
+    async def produce(self, records: Sequence[WireRecord]) -> None:
+        """Return only once the broker holds every record; else raise BrokerUnavailable."""
         started = time.perf_counter()
-        deliveries = {
-            self._batcher.append(t.customer_id.encode(), t.to_json()) for t in touchpoints
-        }
+        append = self._batcher.append
+        deliveries = {append(r.key, r.value) for r in records}
         try:
             async with asyncio.timeout(self.timeout_s):
                 # shield: a request that gives up must not cancel a batch others wait on.

@@ -77,7 +77,7 @@ def _single(route: SegmentType) -> Callable[[Request], Awaitable[Response]]:
         except Rejection as exc:
             EVENTS_REJECTED.labels(exc.reason).inc()
             raise ApiError(exc.status, exc.code, exc.message) from None
-        await deliver(request, [touchpoint], "messageId")
+        await deliver(request, [touchpoint.to_record()], "messageId")
         return json_response({"success": True})
 
     accept.__name__ = f"segment_{route}"
@@ -99,5 +99,5 @@ async def segment_batch(request: Request) -> Response:
     if not intake.accepted:
         raise ApiError(400, "no_valid_events", "no valid messages: " + intake.rejected[0]["error"],
                        rejected=intake.rejected)
-    await deliver(request, intake.accepted, "messageId")
+    await deliver(request, [t.to_record() for t in intake.accepted], "messageId")
     return json_response({"success": True, "accepted": len(intake.accepted), "rejected": intake.rejected})

@@ -285,7 +285,9 @@ def read_message(
     return _touchpoint(document, route, received_at, source, None, None)
 
 
-def read_batch(document: dict[str, Any], received_at: datetime, source: str | None = None) -> Intake:
+def read_batch(
+    document: dict[str, Any], received_at: datetime, source: str | None = None
+) -> Intake[Touchpoint]:
     """A /v1/batch body: every message validated, the good ones kept even when others are refused.
 
     The batch's `context` merges under each message's and its `sentAt` stands in for a message's
@@ -308,7 +310,7 @@ def read_batch(document: dict[str, Any], received_at: datetime, source: str | No
             sent_at = _timestamp(document["sentAt"])
         except ValueError as exc:
             raise ApiError(400, "invalid_body", f"sentAt: {exc}") from None
-    intake = Intake()
+    intake: Intake[Touchpoint] = Intake()
     for index, item in enumerate(batch):
         try:
             intake.accepted.append(_touchpoint(item, None, received_at, source, context, sent_at))

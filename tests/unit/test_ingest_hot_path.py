@@ -1,0 +1,146 @@
+"""Ingest's hot path gives exactly what the pydantic path gives: same records, same rejections.
+
+`encode_plain` skips the models for plainly valid events and `murmur2` replaces aiokafka's
+partitioner hash; both are checked against the originals over generated, often hostile, input.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from stageline_ingest.batcher import murmur2, partition_of
+from stageline_ingest.intake import read_events
+from stageline_shared.events import (
+    MAX_EVENT_BYTES,
+    Touchpoint,
+    TouchpointIn,
+    WireRecord,
+    describe_validation_error,
+    encode_plain,
+    stamp,
+)
+
+RECEIVED = datetime(2026, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
+
+TRICKY = ["", " ", "\t", "\xa0", "a\x00b", "a\nb", "a\x7fb", "\u202ertl", "ü ✓/x", "\\u0000", "x" * 51,
+          "x" * 129, "x" * 201, "x" * 256, "c-1", "Product Viewed"]
+TIMES = ["2026-01-31T12:00:00Z", "2026-01-31T09:00:00.5-03:00", "2026-02-01T12:00:00.123457Z",
+         "2026-02-01T12:00:00.123456Z", "2099-01-01T00:00:00+00:00", "2026-01-31T12:00:00",
+         "2026-01-31", "yesterday", "", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
+         "2026-01-31T12:00:00" + "0" * 60 + "Z"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8) | st.sampled_from(TRICKY),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4) | st.sampled_from(TRICKY),
+                                                                  inner, max_size=3),
+    max_leaves=8,
+)
+texts = st.sampled_from(TRICKY) | st.text(max_size=12)
+numbers = st.integers(-(2**63), 2**63)
+hostile = {
+    "event_id": st.none() | texts | numbers,
+    "customer_id": texts | numbers | st.none(),
+    "event": texts | st.lists(st.text(max_size=2), max_size=1),
+    "channel": st.none() | texts,
+    "occurred_at": st.none() | st.sampled_from(TIMES) | numbers,
+    "properties": st.none() | json_values,
+    "custmer_id": st.just("typo"),
+}
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=1, max_size=12)
+plain = st.fixed_dictionaries(
+    {"customer_id": names, "event": names},
+    optional={"event_id": names | st.none(), "channel": names | st.none(),
+              "occurred_at": st.sampled_from(TIMES[:5]) | st.none(),
+              "properties": st.dictionaries(st.text(max_size=4), json_values, max_size=4)},
+)
+# Plain events, plain events with one field made hostile (or removed), and anything at all.
+events = st.one_of(
+    plain,
+    st.tuples(plain, st.sampled_from(sorted(hostile))).flatmap(
+        lambda p: hostile[p[1]].map(lambda value: {**p[0], p[1]: value})),
+    st.tuples(plain, st.sampled_from(["customer_id", "event"])).map(
+        lambda p: {k: v for k, v in p[0].items() if k != p[1]}),
+    st.fixed_dictionaries({}, optional=hostile),
+).map(lambda item: orjson.loads(orjson.dumps(item)))  # as a request body would give it
+
+
+def reference(item: Any) -> WireRecord | str:
+    """The pydantic path alone: the record, or the error message."""
+    try:
+        return stamp(TouchpointIn.model_validate(item), RECEIVED, "site").to_record()
+    except ValidationError as exc:
+        return describe_validation_error(exc)
+
+
+def without_generated_id(record: WireRecord) -> dict[str, Any]:
+    """The record less its event id, which must be a fresh UUID (events sent without one)."""
+    decoded = orjson.loads(record.value)
+    assert uuid.UUID(decoded.pop("event_id")) == uuid.UUID(record.event_id)
+    return {"key": record.key, "value": decoded, "clamped": record.clamped}
+
+
+@settings(max_examples=600)
+@given(events)
+def test_plain_encoding_is_the_pydantic_record(item: dict[str, Any]) -> None:
+    record = encode_plain(item, orjson.dumps(item), RECEIVED, "site")
+    expected = reference(item)
+    if record is None:
+        return  # the caller falls back to the pydantic path
+    assert isinstance(expected, WireRecord), f"fast path accepted what pydantic refuses: {expected}"
+    if item.get("event_id"):
+        assert record == expected
+    else:
+        assert without_generated_id(record) == without_generated_id(expected)
+    assert Touchpoint.from_json(record.value).event_id == record.event_id
+
+
+@settings(max_examples=200)
+@given(st.lists(events, min_size=1, max_size=8))
+def test_read_events_matches_the_pydantic_path(batch: list[dict[str, Any]]) -> None:
+    for item in batch:
+        item["event_id"] = item.get("event_id") or f"id-{id(item)}"
+    intake = read_events(orjson.dumps({"batch": batch}), RECEIVED, "site")
+    accepted = []
+    rejected = []
+    for index, item in enumerate(batch):
+        size = len(orjson.dumps(item))
+        outcome = reference(item) if size <= MAX_EVENT_BYTES else \
+            f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
+        if isinstance(outcome, WireRecord):
+            accepted.append(outcome)
+        else:
+            rejected.append({"index": index, "error": outcome})
+    assert intake.accepted == accepted
+    assert intake.rejected == rejected
+
+
+def test_plain_events_take_the_fast_path() -> None:
+    items: list[dict[str, Any]] = [
+        {"customer_id": "c-1", "event": "Product Viewed"},
+        {"event_id": "e-1", "customer_id": "tenant/ü-42", "event": "Zahlung läuft", "channel": "web",
+         "occurred_at": "2026-01-31T09:00:00-03:00", "properties": {"sku": "A", "n": [1, 2.5, None]}},
+        {"customer_id": "c", "event": "x", "occurred_at": "2099-01-01T00:00:00Z", "properties": {}},
+    ]
+    for item in items:
+        record = encode_plain(item, orjson.dumps(item), RECEIVED, "site")
+        assert record is not None, item
+        expected = reference(item)
+        assert isinstance(expected, WireRecord)
+        if "event_id" in item:
+            assert record == expected
+        else:
+            assert without_generated_id(record) == without_generated_id(expected)
+
+
+@given(st.binary(max_size=64))
+def test_murmur2_is_kafkas(key: bytes) -> None:
+    assert murmur2(key) == aiokafka_murmur2(key)
+    partitions = [0, 1, 2, 3, 4, 5]
+    assert partition_of(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
