@@ -2,12 +2,14 @@
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import multiprocess
 
 from stageline_ingest.endpoints import router
 from stageline_ingest.producer import TouchpointProducer
@@ -20,6 +22,7 @@ from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
 from stageline_shared.kafka import ensure_topics
 from stageline_shared.keys import KeyStore
+from stageline_shared.logs import setup_logging
 
 log = logging.getLogger("stageline_ingest")
 
@@ -36,6 +39,13 @@ async def _wait_for_broker(settings: IngestSettings) -> None:
             except (KafkaError, OSError) as exc:
                 log.warning("broker %s not ready (%r); retrying", settings.kafka_bootstrap_servers, exc)
                 await asyncio.sleep(1)
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one of several uvicorn workers: settings and logging from the environment."""
+    settings = IngestSettings()
+    setup_logging(settings.log_level, f"ingest[{os.getpid()}]")
+    return create_app(settings)
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -58,6 +68,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             await producer.stop()
             await db.dispose()
             log.info("producer stopped")
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                multiprocess.mark_process_dead(os.getpid())  # drops this worker's live gauges
 
     app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -10,6 +10,7 @@ from stageline_shared.settings import CommonSettings
 class IngestSettings(CommonSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8001
+    ingest_workers: int = Field(default=1, ge=1)
     produce_timeout_s: float = Field(default=10.0, gt=0)
     retry_after_s: int = Field(default=5, ge=1)
     startup_timeout_s: float = Field(default=60.0, gt=0)
