@@ -5,9 +5,11 @@ events/s is the durable intake rate.
 """
 
 import base64
+import os
 import zlib
 
 from stageline_bench.config import BenchConfig
+from stageline_bench.cpu import CpuMeter
 from stageline_bench.events import batch_templates
 from stageline_bench.loadgen import LoadResult, LoadSpec, run_load
 from stageline_bench.progress import log
@@ -15,6 +17,9 @@ from stageline_bench.results import Results
 from stageline_bench.stack import BenchStack
 
 TEMPLATES = 500  # distinct request bodies per load run (customers spread over the pool)
+# One uvicorn worker per core: measured best on 2 cores shared with the broker and wrk (1 worker
+# leaves a core idle; 3 only add switching). --env STAGELINE_INGEST_WORKERS=N overrides.
+WORKERS = os.cpu_count() or 1
 
 
 def basic_auth(write_key: str) -> str:
@@ -37,17 +42,23 @@ def post_events(
 
 def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     url = stack.database("ingest")
-    ingest = stack.start_service("ingest", "ingest", url, stack.topic("ingest"))
+    ingest = stack.start_service("ingest", "ingest", url, stack.topic("ingest"),
+                                 env={"STAGELINE_INGEST_WORKERS": str(WORKERS)})
     key = stack.keys[url]["write"]
     post_events(ingest.base_url, key, config, f"iw{stack.run_id}", 4, 1.0 if config.quick else 3.0)
     details = {}
     for connections in config.concurrencies:
         log.info("ingest: %d connections for %gs", connections, config.ingest_seconds)
-        cpu_before = ingest.cpu_s()
+        cpu_before, broker_before = ingest.cpu_s(), stack.broker_cpu_s()
+        meter = CpuMeter([ingest]).start()
         result = post_events(ingest.base_url, key, config, f"i{connections}{stack.run_id}",
                              connections, config.ingest_seconds)
         ingest_cores = (ingest.cpu_s() - cpu_before) / result.duration_s
         generator_cores = result.cpu_s / result.duration_s
+        broker_after = stack.broker_cpu_s()
+        broker_cores = None if broker_before is None or broker_after is None else \
+            (broker_after - broker_before) / result.duration_s
+        cpu = meter.read(result.ok * config.batch)
         if result.ok == 0:
             raise RuntimeError(f"ingest accepted nothing at {connections} connections "
                                f"({result.failed} failures)")
@@ -61,9 +72,14 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
                                      "seconds": result.duration_s, "max_ms": result.max_ms,
                                      "generator": result.generator,
                                      "ingest_cpu_cores": ingest_cores,
-                                     "generator_cpu_cores": generator_cores}
+                                     "generator_cpu_cores": generator_cores,
+                                     "broker_cpu_cores": broker_cores, "cpu": cpu}
         log.info("ingest: %d connections: %.0f events/s, p50 %.1f ms, p99 %.1f ms, %d failed; "
-                 "CPU: ingest %.2f cores, %s %.2f cores", connections, rate, result.p50_ms,
-                 result.p99_ms, result.failed, ingest_cores, result.generator, generator_cores)
-    results.details["ingest"] = {"batch": config.batch, "by_connections": details}
+                 "CPU: ingest %.2f cores, %s %.2f cores, broker %s cores, machine busy %.2f of %d; "
+                 "ingest %.1f µs per event", connections, rate, result.p50_ms, result.p99_ms,
+                 result.failed, ingest_cores, result.generator, generator_cores,
+                 "?" if broker_cores is None else f"{broker_cores:.2f}", cpu["machine_busy_cores"],
+                 os.cpu_count() or 1, cpu.get("cpu_us_per_event_ingest", 0.0))
+    workers = int(config.service_env.get("STAGELINE_INGEST_WORKERS", WORKERS))
+    results.details["ingest"] = {"batch": config.batch, "workers": workers, "by_connections": details}
     stack.stop_services("ingest")

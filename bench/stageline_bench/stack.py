@@ -37,20 +37,55 @@ def plain_url(url: str) -> str:
     return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: fields[1] is the parent pid, [11:15] CPU ticks."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants (uvicorn workers, say), from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry))[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
 def rss_mb(pid: int) -> float:
-    """Resident set size of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident set size of a process and its descendants, from /proc (Linux)."""
+    total_kb = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                total_kb += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue
+    return total_kb / 1024
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far, from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its descendants so far, from /proc (Linux).
+
+    Children that already exited and were waited for count through their parent's cutime and
+    cstime, so a worker that was replaced is not lost.
+    """
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = _stat(member)
+        except OSError:
+            continue
+        ticks += sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -130,9 +165,18 @@ class BenchStack:
         self.keys[url] = asyncio.run(_create_keys(url))
         return url
 
-    def start_service(self, kind: Kind, phase: str, database_url: str, topic: str) -> Service:
+    def broker_cpu_s(self) -> float | None:
+        """CPU seconds of the broker the bench started (None for a configured one)."""
+        pid = self._broker.pid if self._broker is not None else None
+        return cpu_seconds(pid) if pid is not None else None
+
+    def start_service(
+        self, kind: Kind, phase: str, database_url: str, topic: str,
+        env: dict[str, str] | None = None,
+    ) -> Service:
+        """Start a service; `env` adds to its environment, and --env (service_env) wins over it."""
         port = free_port()
-        env = {
+        settings = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": database_url,
             "STAGELINE_TOPIC": topic, "STAGELINE_DLQ_TOPIC": f"{topic}.dlq",
             "STAGELINE_GROUP_ID": f"bench-{topic}",
@@ -142,10 +186,11 @@ class BenchStack:
             "PYTHONUNBUFFERED": "1", _PORT_VARS[kind]: str(port),
         }
         if self.config.journeys_file is not None:
-            env["STAGELINE_JOURNEYS_FILE"] = str(self.config.journeys_file)
-        env.update(self.config.service_env)
+            settings["STAGELINE_JOURNEYS_FILE"] = str(self.config.journeys_file)
+        settings.update(env or {})
+        settings.update(self.config.service_env)
         process = ServiceProcess(
-            kind, f"stageline_{kind}", env, f"http://127.0.0.1:{port}/healthz",
+            kind, f"stageline_{kind}", settings, f"http://127.0.0.1:{port}/healthz",
             self.log_dir / f"{phase}-{kind}.log",
         )
         process.start()

@@ -41,6 +41,11 @@ class Broker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (for CPU accounting)."""
+        return self._process.pid if self._process and self._process.poll() is None else None
+
     def start(self, timeout_s: float = 20.0) -> "Broker":
         if port_open("127.0.0.1", self.port):
             raise RuntimeError(f"port {self.port} is taken; set STAGELINE_BROKER_PORT to another")
