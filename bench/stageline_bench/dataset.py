@@ -30,9 +30,9 @@ _TOUCHPOINTS = """
                          + make_interval(secs => (g * 7919) % 31536000) AS t) AS times
 """
 _STAGES = """
-    INSERT INTO customer_stages (journey, customer_id, stage, entered_at, last_touchpoint_at)
+    INSERT INTO customer_stages (journey, customer_id, stage, entered_at)
     SELECT $1, {customer}, ($2::text[])[1 + c % cardinality($2::text[])],
-           timestamptz '2026-01-01 00:00:00+00', timestamptz '2026-01-01 00:00:00+00'
+           timestamptz '2026-01-01 00:00:00+00'
     FROM generate_series(0, $3::bigint - 1) AS c
 """
 _TRANSITIONS = """

@@ -31,16 +31,14 @@ _INSERT = """
     ON CONFLICT (event_id) DO NOTHING
 """
 _UPSERT_STAGES = """
-    INSERT INTO customer_stages (journey, customer_id, stage, entered_at, last_event_id,
-                                 last_touchpoint_at)
-    SELECT j.journey, b.customer_id, j.stage, b.occurred_at, b.event_id, b.occurred_at
+    INSERT INTO customer_stages (journey, customer_id, stage, entered_at)
+    SELECT j.journey, b.customer_id, j.stage, b.occurred_at
     FROM (SELECT DISTINCT ON (customer_id) customer_id, event_id, occurred_at
           FROM bench_in ORDER BY customer_id, occurred_at DESC) AS b
     CROSS JOIN unnest($1::text[], $2::text[]) AS j(journey, stage)
     ORDER BY j.journey, b.customer_id
     ON CONFLICT (journey, customer_id) DO UPDATE SET
-        stage = excluded.stage, last_event_id = excluded.last_event_id,
-        last_touchpoint_at = GREATEST(customer_stages.last_touchpoint_at, excluded.last_touchpoint_at),
+        stage = excluded.stage, entered_at = LEAST(customer_stages.entered_at, excluded.entered_at),
         updated_at = now()
 """
 

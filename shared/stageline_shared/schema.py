@@ -37,22 +37,27 @@ touchpoints = Table(
     Index("touchpoints_customer_time", "customer_id", "occurred_at", "event_id"),
 )
 
-# One row per (journey, customer). The progression state (per rule: matches seen, newest match)
-# is kept so a new touchpoint is applied without re-reading the customer's history. It is json,
-# not jsonb: rewritten whole every time, it is never queried by its contents.
+# One row per (journey, customer) the customer has a stage in: what the API reads.
 customer_stages = Table(
     "customer_stages",
     metadata,
     Column("journey", Text, nullable=False),
     Column("customer_id", Text, nullable=False),
-    Column("stage", Text),
+    Column("stage", Text, nullable=False),
     Column("entered_at", DateTime(timezone=True)),
-    Column("last_event_id", Text),
-    Column("last_touchpoint_at", DateTime(timezone=True)),
-    Column("rule_counts", JSON, nullable=False, server_default="{}"),
-    Column("rule_latest", JSON, nullable=False, server_default="{}"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("journey", "customer_id"),
+)
+
+# The journey engine's state of one customer in every journey (stage, when entered, per rule:
+# matches seen and the newest match), so a new touchpoint is applied without re-reading the
+# customer's history. json, not jsonb: read and rewritten whole, never queried by its contents.
+customer_progress = Table(
+    "customer_progress",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 stage_transitions = Table(

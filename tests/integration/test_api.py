@@ -26,7 +26,9 @@ async def populated(stack: Stack) -> tuple[str, list[dict[str, Any]]]:
     ingest = stack.start_ingest()
     stack.start_stager()
     api = stack.start_api()
-    events = journey_events("alice") + journey_events("bob")[:2]
+    events = journey_events("alice") + journey_events("bob")[:2] + [
+        {"event_id": "carol-0", "customer_id": "carol", "event": "Matches No Rule",
+         "occurred_at": "2026-11-01T12:00:00+00:00"}]
     async with stack.client() as client:
         await post_events(client, ingest, events, stack.write_key, batch=3)
     await wait_applied(stack.database_url, stack.topic, len(events))
@@ -57,6 +59,11 @@ async def test_customer_view(stack: Stack, populated: tuple[str, list[dict[str, 
         assert body["last_touchpoint"]["event_id"] == "alice-4"
         both = (await client.get("/v1/customers/alice")).json()
         assert [s["journey"] for s in both["stages"]] == ["shop", "shop-latest"]
+        # Known (touchpoints stored) but in no stage yet: every journey listed, stage null.
+        carol = (await client.get("/v1/customers/carol")).json()
+        assert carol["stages"] == [{"journey": "shop", "stage": None, "entered_at": None},
+                                   {"journey": "shop-latest", "stage": None, "entered_at": None}]
+        assert carol["last_touchpoint"]["event_id"] == "carol-0"
 
 
 async def test_timeline_pages_with_cursor(stack: Stack, populated: tuple[str, list[dict[str, Any]]]) -> None:

@@ -98,8 +98,8 @@ async def snapshot(database_url: str) -> dict[str, Any]:
 async def truncate(database_url: str) -> None:
     conn = await asyncpg.connect(plain_url(database_url))
     try:
-        await conn.execute("TRUNCATE touchpoints, identities, customer_stages, stage_transitions, "
-                           "stage_counts, suppressions")
+        await conn.execute("TRUNCATE touchpoints, identities, customer_stages, customer_progress, "
+                           "stage_transitions, stage_counts, suppressions")
     finally:
         await conn.close()
 

@@ -117,10 +117,14 @@ async def customer(
     last = await repository.last_touchpoint(conn, customer_id)
     if last is None:
         raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
+    staged = {row.journey: row for row in await repository.customer_stages(conn, customer_id)}
+    # A journey the customer has no stage in yet is listed with stage null.
     stages = [
-        CustomerStage(journey=row.journey, stage=row.stage, entered_at=row.entered_at)
-        for row in await repository.customer_stages(conn, customer_id)
-        if journey is None or row.journey == journey
+        CustomerStage(journey=name, stage=row.stage if row else None,
+                      entered_at=row.entered_at if row else None)
+        for name in sorted(request.app.state.journeys)
+        if journey is None or name == journey
+        for row in [staged.get(name)]
     ]
     return CustomerOut(
         customer_id=customer_id, aliases=aliases, stages=stages,

@@ -131,7 +131,8 @@ async def erase(conn: AsyncConnection, key: str, event_id: str) -> list[tuple[st
     stages = await conn.execute(text(
         "DELETE FROM customer_stages WHERE customer_id = :c RETURNING journey, stage"
     ), {"c": customer})
-    left = [(row.journey, row.stage) for row in stages if row.stage is not None]
+    left = [(row.journey, row.stage) for row in stages]
+    await conn.execute(text("DELETE FROM customer_progress WHERE customer_id = :c"), {"c": customer})
     await forget_identities(conn, ids)
     await conn.execute(text("""
         INSERT INTO suppressions (id, erase_event_id)

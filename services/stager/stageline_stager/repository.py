@@ -28,7 +28,7 @@ from stageline_stager.identity import (
     repoint,
     suppressed_ids,
 )
-from stageline_stager.states import STAGING, delete_states, lock_states, write_states
+from stageline_stager.progress import STAGING, forget_customers, lock_progress, write_progress
 
 # Staging tables live per connection and empty themselves at commit; creating them is a no-op
 # once they exist (and is undone with a rolled-back first batch, so it is repeated every batch).
@@ -205,8 +205,8 @@ async def _apply_stages(
     customers = set(by_customer) | {m.source for m in merges} | {m.target for m in merges}
     if not customers:
         return
-    states = await lock_states(raw, [e.journey.name for e in engines], list(customers))
-    gone: list[tuple[str, str]] = []
+    states = await lock_progress(raw, customers)
+    moved: set[tuple[str, str]] = set()  # (journey, customer) whose stage row must be written
     for engine in engines:
         name = engine.journey.name
         for merge in merges:
@@ -219,7 +219,8 @@ async def _apply_stages(
                 outcome.transitions.append((name, Transition(
                     merge.target, target.stage, combined.stage, merge.event_id, merge.at)))
             states[(name, merge.target)] = combined
-            gone.append((name, merge.source))
+            if (combined.stage, combined.entered_at) != (target.stage, target.entered_at):
+                moved.add((name, merge.target))
         empty = CustomerState()
         for customer_id, customer_touchpoints in by_customer.items():
             before = states.get((name, customer_id), empty)
@@ -228,8 +229,12 @@ async def _apply_stages(
             if transitions:
                 outcome.transitions += [(name, t) for t in transitions]
                 _move(deltas, name, before.stage, after.stage)
-    await delete_states(raw, gone)
-    await write_states(raw, states)
+                moved.add((name, customer_id))
+    merged = {m.source for m in merges}
+    if merged:  # gone, with any journeys no longer in the file
+        states = {key: state for key, state in states.items() if key[1] not in merged}
+        await forget_customers(raw, sorted(merged))
+    await write_progress(raw, states, moved)
     await _write_transitions(raw, outcome.transitions)
 
 

@@ -1,0 +1,114 @@
+"""Customer progress (the engine's state in every journey) and the stage rows the API reads.
+
+The hot path of the stager, so it talks asyncpg directly: one locking SELECT of one row per
+customer, binary COPY into per-connection staging tables and one INSERT … ON CONFLICT per table
+per batch. A customer's progress is one json document, parsed and written with orjson:
+
+    {journey: [stage, entered_at, last_touchpoint_at, last_event_id, rule_counts, rule_latest]}
+
+with rule_latest as {rule_id: [occurred_at, event_id]} and times in RFC 3339.
+"""
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from stageline_stager.engine import CustomerState
+
+Key = tuple[str, str]  # (journey, customer_id)
+
+# Rows are locked in customer_id order: two stagers that meet on one customer during a rebalance
+# queue behind each other instead of deadlocking. A customer with no row yet needs no lock here:
+# its own identity row, locked first, keeps any other batch off it.
+_LOCK = """
+    SELECT customer_id, state::text FROM customer_progress
+    WHERE customer_id = ANY($1::text[])
+    ORDER BY customer_id
+    FOR UPDATE
+"""
+
+STAGING = """
+    CREATE TEMP TABLE IF NOT EXISTS staged_progress (customer_id text, state text)
+        ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS staged_stages (
+        journey text, customer_id text, stage text, entered_at timestamptz
+    ) ON COMMIT DELETE ROWS;
+"""
+
+_UPSERT_PROGRESS = """
+    INSERT INTO customer_progress (customer_id, state, updated_at)
+    SELECT customer_id, state::json, now() FROM staged_progress ORDER BY customer_id
+    ON CONFLICT (customer_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+"""
+
+_UPSERT_STAGES = """
+    INSERT INTO customer_stages (journey, customer_id, stage, entered_at, updated_at)
+    SELECT journey, customer_id, stage, entered_at, now() FROM staged_stages
+    ORDER BY journey, customer_id
+    ON CONFLICT (journey, customer_id) DO UPDATE SET
+        stage = excluded.stage, entered_at = excluded.entered_at, updated_at = excluded.updated_at
+"""
+
+_parse_time = datetime.fromisoformat
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else _parse_time(text)
+
+
+def _state(entry: list[Any]) -> CustomerState:
+    stage, entered_at, last_at, last_id, counts, latest = entry
+    return CustomerState(
+        stage=stage, entered_at=_time(entered_at), last_event_id=last_id,
+        last_touchpoint_at=_time(last_at), rule_counts=counts,
+        rule_latest={rule: (_parse_time(at), event_id) for rule, (at, event_id) in latest.items()},
+    )
+
+
+def _entry(state: CustomerState) -> tuple[Any, ...]:
+    # orjson writes datetimes as RFC 3339 and tuples as arrays: what _state reads back.
+    return (state.stage, state.entered_at, state.last_touchpoint_at, state.last_event_id,
+            state.rule_counts, state.rule_latest)
+
+
+async def lock_progress(raw: Any, customers: Collection[str]) -> dict[Key, CustomerState]:
+    """Lock and read the progress of these customers, as (journey, customer) → state."""
+    states: dict[Key, CustomerState] = {}
+    for customer_id, text in await raw.fetch(_LOCK, sorted(customers)):
+        for journey, entry in orjson.loads(text).items():
+            states[(journey, customer_id)] = _state(entry)
+    return states
+
+
+async def write_progress(
+    raw: Any, states: Mapping[Key, CustomerState], moved: Collection[Key]
+) -> None:
+    """Store every customer's progress; upsert the stage rows of the (journey, customer) moved."""
+    documents: dict[str, dict[str, tuple[Any, ...]]] = defaultdict(dict)
+    for (journey, customer_id), state in states.items():
+        documents[customer_id][journey] = _entry(state)
+    if documents:
+        await raw.copy_records_to_table("staged_progress", columns=("customer_id", "state"), records=[
+            (customer_id, orjson.dumps(document).decode()) for customer_id, document in documents.items()
+        ])
+        await raw.execute(_UPSERT_PROGRESS)
+    staged = [(key, moved_state) for key in sorted(moved)
+              if (moved_state := states.get(key)) is not None and moved_state.stage is not None]
+    if staged:
+        await raw.copy_records_to_table(
+            "staged_stages", columns=("journey", "customer_id", "stage", "entered_at"),
+            records=[(j, c, s.stage, s.entered_at) for (j, c), s in staged],
+        )
+        await raw.execute(_UPSERT_STAGES)
+
+
+async def forget_customers(raw: Any, customers: Sequence[str]) -> None:
+    """Drop the progress and stage rows of customers merged into another."""
+    if customers:
+        await raw.execute("DELETE FROM customer_progress WHERE customer_id = ANY($1::text[])",
+                          sorted(customers))
+        await raw.execute("DELETE FROM customer_stages WHERE customer_id = ANY($1::text[])",
+                          sorted(customers))

@@ -1,0 +1,91 @@
+"""Data migrations keep what the stager stored: 0004 folds per-journey rule state into one
+customer_progress document per customer and back again on downgrade."""
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic import command
+
+from stageline_devstack.databases import drop_database, ensure_database
+from stageline_shared.migrate import alembic_config
+from stageline_stager.engine import CustomerState
+from stageline_stager.progress import lock_progress
+from tests.integration.support import plain_url
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 10, 1, 12, 30, 0, 250_000, tzinfo=UTC)
+LATER = datetime(2026, 10, 2, tzinfo=UTC)
+# (journey, customer, stage, entered_at, last_event_id, last_touchpoint_at, counts, latest)
+ROWS_0003 = [
+    ("shop", "c-1", "purchase", AT, "e-2", LATER, '{"purchase#1": 2, "awareness#1": 1}',
+     '{"purchase#1": ["2026-10-02T00:00:00+00:00", "e-2"], "awareness#1": '
+     '["2026-10-01T12:30:00.250000+00:00", "e-1"]}'),
+    ("shop-latest", "c-1", None, None, "e-2", LATER, "{}", "{}"),
+    ("shop", "c-2", None, None, "e-3", AT, '{"interest#1": 1}',
+     '{"interest#1": ["2026-10-01T12:30:00.250000+00:00", "e-3"]}'),
+]
+_SELECT_0003 = """
+    SELECT journey, customer_id, stage, entered_at, last_event_id, last_touchpoint_at,
+           rule_counts::jsonb AS counts, rule_latest::jsonb AS latest
+    FROM customer_stages ORDER BY journey, customer_id
+"""
+
+
+@pytest.fixture
+def empty_database(pg_server: str) -> Iterator[str]:
+    name = f"stageline_m_{uuid.uuid4().hex[:8]}"
+    yield ensure_database(pg_server, name)
+    asyncio.run(drop_database(pg_server, name))
+
+
+async def _run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def _progress(url: str) -> dict[tuple[str, str], CustomerState]:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        async with conn.transaction():
+            return await lock_progress(conn, ["c-1", "c-2"])
+    finally:
+        await conn.close()
+
+
+def test_0004_moves_rule_state_into_customer_progress_and_back(empty_database: str) -> None:
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0003")
+    asyncio.run(_run(empty_database, """
+        INSERT INTO customer_stages (journey, customer_id, stage, entered_at, last_event_id,
+                                     last_touchpoint_at, rule_counts, rule_latest)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                             $6::timestamptz[], $7::json[], $8::json[])
+    """, *[list(column) for column in zip(*ROWS_0003, strict=True)]))
+    before = asyncio.run(_run(empty_database, _SELECT_0003))
+
+    command.upgrade(config, "0004")
+    stages = asyncio.run(_run(empty_database,
+                              "SELECT journey, customer_id, stage, entered_at FROM customer_stages"))
+    assert [tuple(r) for r in stages] == [("shop", "c-1", "purchase", AT)]  # staged rows only
+    assert asyncio.run(_progress(empty_database)) == {
+        ("shop", "c-1"): CustomerState(
+            stage="purchase", entered_at=AT, last_event_id="e-2", last_touchpoint_at=LATER,
+            rule_counts={"purchase#1": 2, "awareness#1": 1},
+            rule_latest={"purchase#1": (LATER, "e-2"), "awareness#1": (AT, "e-1")}),
+        ("shop-latest", "c-1"): CustomerState(last_event_id="e-2", last_touchpoint_at=LATER),
+        ("shop", "c-2"): CustomerState(
+            last_event_id="e-3", last_touchpoint_at=AT, rule_counts={"interest#1": 1},
+            rule_latest={"interest#1": (AT, "e-3")}),
+    }
+
+    command.downgrade(config, "0003")
+    assert asyncio.run(_run(empty_database, _SELECT_0003)) == before
