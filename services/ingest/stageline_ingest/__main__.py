@@ -9,7 +9,7 @@ from pathlib import Path
 
 import uvicorn
 
-from stageline_ingest.app import create_app
+from stageline_ingest.app import create_app, tune_gc
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.logs import setup_logging
 
@@ -45,7 +45,9 @@ def main() -> None:
     settings = IngestSettings()
     setup_logging(settings.log_level, "ingest")
     if settings.ingest_workers == 1:
-        uvicorn.run(create_app(settings), host=settings.ingest_host, port=settings.ingest_port,
+        app = create_app(settings)
+        tune_gc()
+        uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port,
                     log_level="warning", access_log=False)
         return
     # Each worker builds its own app (producer, key cache, rate limiter) from the environment.

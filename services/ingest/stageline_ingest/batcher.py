@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
+# Partitions of recently seen keys: a customer sends many events, and hashing costs ~1 µs.
+PARTITION_CACHE_KEYS = 1 << 16
 
 
 def murmur2(data: bytes) -> int:
@@ -73,6 +75,7 @@ class SharedBatcher:
         self._topic = topic
         self._linger_s = linger_s
         self._all: list[int] = []
+        self._partition_of: dict[bytes, int] = {}
         self._partitions: dict[int, _Partition] = {}
         self._closed = False
 
@@ -80,7 +83,11 @@ class SharedBatcher:
         self._all = sorted(await self._producer.partitions_for(self._topic))
 
     def append(self, key: bytes, value: bytes) -> asyncio.Future[None]:
-        partition = partition_of(key, self._all)
+        partition = self._partition_of.get(key)
+        if partition is None:
+            if len(self._partition_of) >= PARTITION_CACHE_KEYS:
+                self._partition_of.clear()
+            partition = self._partition_of[key] = partition_of(key, self._all)
         state = self._partitions.get(partition)
         if state is None:
             state = self._partitions[partition] = _Partition()
