@@ -10,6 +10,7 @@ delivery futures of the batches that hold its records.
 import asyncio
 import logging
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,7 @@ class _Partition:
 
 
 class SharedBatcher:
-    """Appends keyed records to per-partition batches; `append` returns the delivery future."""
+    """Appends keyed records to per-partition batches; `append` returns the delivery futures."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, linger_s: float) -> None:
         self._producer = producer
@@ -82,26 +83,35 @@ class SharedBatcher:
     async def start(self) -> None:
         self._all = sorted(await self._producer.partitions_for(self._topic))
 
-    def append(self, key: bytes, value: bytes) -> asyncio.Future[None]:
-        partition = self._partition_of.get(key)
-        if partition is None:
-            if len(self._partition_of) >= PARTITION_CACHE_KEYS:
-                self._partition_of.clear()
-            partition = self._partition_of[key] = partition_of(key, self._all)
-        state = self._partitions.get(partition)
-        if state is None:
-            state = self._partitions[partition] = _Partition()
-            state.flusher = asyncio.create_task(self._flush_loop(partition, state))
-        if state.open is None:
-            state.open = self._new_batch()
-        if state.open.builder.append(key=key, value=value, timestamp=None) is None:
-            self._seal(state)
-            state.open = self._new_batch()
-            if state.open.builder.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError("record is larger than a whole batch")
-        state.open.records += 1
-        state.wake.set()
-        return state.open.delivered
+    def append(self, records: Iterable[tuple[bytes, bytes]]) -> set[asyncio.Future[None]]:
+        """Append (key, value) records; returns the delivery futures of the batches holding them."""
+        deliveries: set[asyncio.Future[None]] = set()
+        touched: set[int] = set()
+        cache = self._partition_of
+        for key, value in records:
+            partition = cache.get(key)
+            if partition is None:
+                if len(cache) >= PARTITION_CACHE_KEYS:
+                    cache.clear()
+                partition = cache[key] = partition_of(key, self._all)
+            state = self._partitions.get(partition)
+            if state is None:
+                state = self._partitions[partition] = _Partition()
+                state.flusher = asyncio.create_task(self._flush_loop(partition, state))
+            batch = state.open
+            if batch is None:
+                batch = state.open = self._new_batch()
+            if batch.builder.append(key=key, value=value, timestamp=None) is None:
+                self._seal(state)
+                batch = state.open = self._new_batch()
+                if batch.builder.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError("record is larger than a whole batch")
+            batch.records += 1
+            deliveries.add(batch.delivered)
+            touched.add(partition)
+        for partition in touched:  # one wake-up per flusher, not one per record
+            self._partitions[partition].wake.set()
+        return deliveries
 
     def _new_batch(self) -> _OpenBatch:
         return _OpenBatch(self._producer.create_batch(), asyncio.get_running_loop().create_future())
