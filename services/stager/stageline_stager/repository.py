@@ -148,7 +148,8 @@ async def apply_touchpoints(
 
     Order inside the transaction: lock the batch's identities (id order), drop events of erased
     ids, plan and apply merges, insert touchpoints (duplicates skipped), then lock the affected
-    customers' stage rows ((journey, customer) order) and write states, transitions and counts.
+    customers' progress rows (customer order) and write progress, changed stages, transitions
+    and counts.
     Erase requests run last, so an erase removes what its own batch stored too.
     """
     engines = list(engines)
@@ -207,11 +208,12 @@ async def _apply_stages(
         return
     states = await lock_progress(raw, customers)
     moved: set[tuple[str, str]] = set()  # (journey, customer) whose stage row must be written
+    empty = CustomerState()
     for engine in engines:
         name = engine.journey.name
         for merge in merges:
-            source = states.pop((name, merge.source), CustomerState())
-            target = states.get((name, merge.target), CustomerState())
+            source = states.pop((name, merge.source), empty)
+            target = states.get((name, merge.target), empty)
             combined = merge_states(engine, target, source, merge.at)
             _move(deltas, name, source.stage, None)
             _move(deltas, name, target.stage, combined.stage)
@@ -221,7 +223,6 @@ async def _apply_stages(
             states[(name, merge.target)] = combined
             if (combined.stage, combined.entered_at) != (target.stage, target.entered_at):
                 moved.add((name, merge.target))
-        empty = CustomerState()
         for customer_id, customer_touchpoints in by_customer.items():
             before = states.get((name, customer_id), empty)
             after, transitions = engine.apply(before, customer_id, customer_touchpoints)
