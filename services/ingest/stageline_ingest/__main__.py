@@ -9,8 +9,9 @@ from pathlib import Path
 
 import uvicorn
 
-from stageline_ingest.app import create_app, tune_gc
+from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
+from stageline_shared.gc_tuning import tune_gc
 from stageline_shared.logs import setup_logging
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

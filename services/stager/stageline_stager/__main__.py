@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from stageline_shared.database import make_engine
+from stageline_shared.gc_tuning import tune_gc
 from stageline_shared.journeys import JourneyDefinitionError, load_journeys
 from stageline_shared.kafka import ensure_topics
 from stageline_shared.logs import setup_logging
@@ -37,6 +38,7 @@ async def serve(settings: StagerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         running.add_signal_handler(sig, loop.stop)
     http_task = asyncio.create_task(server.serve())
+    tune_gc()
     try:
         await loop.run()
     finally:
