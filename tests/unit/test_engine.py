@@ -9,7 +9,7 @@ import pytest
 from stageline_shared.events import Touchpoint
 from stageline_shared.journeys import Journey, Match, load_journeys
 from stageline_shared.settings import DEFAULT_JOURNEYS_FILE
-from stageline_stager.engine import CustomerState, JourneyEngine, Transition, matches
+from stageline_stager.engine import CustomerState, JourneyEngine, Transition, matches, micros
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CUSTOMER = "cust-1"
@@ -36,6 +36,11 @@ def _tp(
 
 def _at(minute: float) -> datetime:
     return T0 + timedelta(minutes=minute)
+
+
+def _us(minute: float) -> int:
+    """A time as the state keeps it."""
+    return micros(_at(minute))
 
 
 @pytest.fixture(scope="module")
@@ -302,9 +307,9 @@ def test_latest_goes_back(latest: JourneyEngine) -> None:
         (None, "purchase", "o1"), ("purchase", "interest", "v1")
     ]
     assert state.rule_latest == {
-        "purchase#1": (_at(0), "o1"), "loyalty#1": (_at(0), "o1"), "interest#1": (_at(5), "v1")
+        "purchase#1": (_us(0), "o1"), "loyalty#1": (_us(0), "o1"), "interest#1": (_us(5), "v1")
     }
-    assert max(state.rule_latest.values()) == (_at(5), "v1")
+    assert max(state.rule_latest.values()) == (_us(5), "v1")
     assert latest.stage_of(state) == "interest"
 
 
@@ -314,8 +319,8 @@ def test_latest_follows_occurred_at_not_arrival(latest: JourneyEngine) -> None:
     )
     assert state.stage == "interest"
     assert [(t.from_stage, t.to_stage) for t in transitions] == [(None, "interest")]
-    assert max(state.rule_latest.values()) == (_at(5), "v1")
-    assert state.rule_latest["interest#1"] == (_at(5), "v1")
+    assert max(state.rule_latest.values()) == (_us(5), "v1")
+    assert state.rule_latest["interest#1"] == (_us(5), "v1")
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -330,10 +335,10 @@ def test_latest_tie_broken_by_event_id(latest: JourneyEngine, split: bool, order
 
     assert state.stage == "interest"  # "b-view" > "a-order"
     assert state.rule_latest == {
-        "purchase#1": (_at(0), "a-order"), "loyalty#1": (_at(0), "a-order"),
-        "interest#1": (_at(0), "b-view"),
+        "purchase#1": (_us(0), "a-order"), "loyalty#1": (_us(0), "a-order"),
+        "interest#1": (_us(0), "b-view"),
     }
-    assert max(state.rule_latest.values()) == (_at(0), "b-view")
+    assert max(state.rule_latest.values()) == (_us(0), "b-view")
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -346,10 +351,10 @@ def test_latest_tie_broken_by_event_id_other_way(latest: JourneyEngine, split: b
 
     assert state.stage == "purchase"
     assert state.rule_latest == {
-        "purchase#1": (_at(0), "z-order"), "loyalty#1": (_at(0), "z-order"),
-        "interest#1": (_at(0), "b-view"),
+        "purchase#1": (_us(0), "z-order"), "loyalty#1": (_us(0), "z-order"),
+        "interest#1": (_us(0), "b-view"),
     }
-    assert max(state.rule_latest.values()) == (_at(0), "z-order")
+    assert max(state.rule_latest.values()) == (_us(0), "z-order")
 
 
 def test_latest_late_older_order_makes_latest_order_the_second(latest: JourneyEngine) -> None:
@@ -359,7 +364,7 @@ def test_latest_late_older_order_makes_latest_order_the_second(latest: JourneyEn
     state, transitions = _run(latest, [_tp("Order Completed", 10, "o1")], state=state)
 
     assert state.stage == "loyalty"
-    assert state.rule_latest == {"purchase#1": (_at(50), "o2"), "loyalty#1": (_at(50), "o2")}
+    assert state.rule_latest == {"purchase#1": (_us(50), "o2"), "loyalty#1": (_us(50), "o2")}
     assert state.rule_counts == {"purchase#1": 2, "loyalty#1": 2}
     assert [(t.from_stage, t.to_stage, t.event_id) for t in transitions] == [
         ("purchase", "loyalty", "o1")
@@ -423,7 +428,7 @@ def test_transitions_carry_from_to_and_event(forward: JourneyEngine) -> None:
         Transition(CUSTOMER, "awareness", "interest", "e2", _at(1)),
     ]
     assert state.stage == "interest"
-    assert state.entered_at == _at(1)
+    assert state.entered_at == _us(1)
 
 
 def test_no_transition_when_stage_unchanged(forward: JourneyEngine) -> None:
@@ -431,35 +436,39 @@ def test_no_transition_when_stage_unchanged(forward: JourneyEngine) -> None:
     state, transitions = _run(forward, [_tp("Ad Viewed", 1, "e2")], state=state)
     assert transitions == []
     assert state.stage == "awareness"
-    assert state.entered_at == _at(0)
+    assert state.entered_at == _us(0)
     assert state.rule_counts == {"awareness#1": 2}
 
 
-def test_non_matching_touchpoint_updates_last_touchpoint_only(forward: JourneyEngine) -> None:
+def test_non_matching_touchpoint_changes_nothing(forward: JourneyEngine) -> None:
     before, _ = _run(forward, [_tp("Ad Clicked", 0, "e1")])
     after, transitions = _run(forward, [_tp("Page Scrolled", 5, "e2")], state=before)
 
     assert transitions == []
-    assert after.last_touchpoint_at == _at(5)
-    assert after.last_event_id == "e2"
-    assert after.stage == before.stage == "awareness"
-    assert after.entered_at == before.entered_at
-    assert after.rule_counts == before.rule_counts
-    assert after.rule_latest == before.rule_latest == {"awareness#1": (_at(0), "e1")}
+    assert after == before == CustomerState("awareness", _us(0), {"awareness#1": 1})
 
 
 def test_non_matching_touchpoint_on_new_customer(latest: JourneyEngine) -> None:
     state, transitions = _run(latest, [_tp("Page Scrolled", 3, "e1")])
     assert transitions == []
-    assert state == CustomerState(last_touchpoint_at=_at(3), last_event_id="e1")
+    assert state == CustomerState()
 
 
-def test_older_touchpoint_does_not_move_last_touchpoint_back(forward: JourneyEngine) -> None:
-    state, _ = _run(forward, [_tp("Page Scrolled", 5, "e5")], [_tp("Ad Clicked", 1, "e1")])
-    assert state.last_touchpoint_at == _at(5)
-    assert state.last_event_id == "e5"
-    assert state.stage == "awareness"
-    assert state.rule_latest == {"awareness#1": (_at(1), "e1")}
+def test_forward_journey_keeps_no_latest_matches(forward: JourneyEngine) -> None:
+    state, _ = _run(forward, [_tp("Ad Clicked", 0, "e1")], [_tp("Order Completed", 1, "e2")])
+    assert state.rule_latest == {}
+    assert state.rule_counts == {"awareness#1": 1, "purchase#1": 1, "loyalty#1": 1}
+
+
+def test_latest_journey_treats_matches_recorded_before_it_as_oldest() -> None:
+    """A forward journey switched to latest has counts without match times: any newer match wins."""
+    engine = JourneyEngine(_COUNT_ONLY)
+    carried = CustomerState("vip", _us(0), {"visit#1": 1, "vip#1": 2})
+    assert engine.stage_of(carried) == "vip"  # ties among unknown times: the highest stage
+    state, transitions = _run(engine, [_tp("Viewed", 1, "v1")], state=carried)
+    assert state.stage == "visit"
+    assert [(t.from_stage, t.to_stage) for t in transitions] == [("vip", "visit")]
+
 
 
 def test_empty_batch_changes_nothing(forward: JourneyEngine) -> None:

@@ -3,31 +3,49 @@
 Pure: no I/O. A customer's state is a function of the *set* of touchpoints applied to it (rule
 counts, the latest matching touchpoint), never of their arrival order, so redelivery and
 reordering cannot change a stage as long as each event is applied once.
+
+Times in the state are integer microseconds since the Unix epoch (UTC): compared as they are
+and stored as they are, never parsed.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stageline_shared.events import Touchpoint
 from stageline_shared.journeys import Journey, Match, PropertyTest, Rule
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# The match time of a rule a journey recorded before it ran the latest policy: older than any.
+_NEVER = (-(2**63), "")
 
-@dataclass(frozen=True)
+Key = tuple[int, str]  # (occurred_at in µs, event_id): touchpoints in time order, ties by id
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly."""
+    return (moment - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(slots=True)
 class CustomerState:
-    """What the stager keeps per (journey, customer)."""
+    """What the stager keeps per (journey, customer); treated as immutable."""
 
     stage: str | None = None
-    entered_at: datetime | None = None
-    last_event_id: str | None = None
-    last_touchpoint_at: datetime | None = None
+    entered_at: int | None = None  # µs since the epoch
     rule_counts: dict[str, int] = field(default_factory=dict)
-    # Per rule, the (occurred_at, event_id) of its newest match: what `latest` needs.
-    rule_latest: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    # Per rule, the key of its newest match: what the latest policy needs (forward journeys
+    # keep none).
+    rule_latest: dict[str, Key] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transition:
     """The customer moved from one stage to another (from None: entered the journey)."""
 
@@ -146,16 +164,15 @@ class JourneyEngine:
         """
         return self._stage(state.rule_counts, state.rule_latest)
 
-    def _stage(self, counts: dict[str, int], latest: dict[str, tuple[datetime, str]]) -> str | None:
-        min_count = self._min_count
+    def _stage(self, counts: dict[str, int], latest: dict[str, Key]) -> str | None:
+        min_count, rank = self._min_count, self._rank
         # Rules no longer in the journey file (left in stored state) count for nothing.
         satisfied = [r for r, n in counts.items() if n >= min_count.get(r, n + 1)]
         if not satisfied:
             return None
         if self._latest_wins:
-            newest = max(latest[r] for r in satisfied)
-            satisfied = [r for r in satisfied if latest[r] == newest]
-        rank = self._rank
+            newest = max(latest.get(r, _NEVER) for r in satisfied)
+            satisfied = [r for r in satisfied if latest.get(r, _NEVER) == newest]
         return self.journey.stages[max(rank[r] for r in satisfied)]
 
     def apply(
@@ -164,45 +181,33 @@ class JourneyEngine:
         """Apply new (never before applied) touchpoints of one customer, oldest first."""
         transitions: list[Transition] = []
         stage, entered_at = state.stage, state.entered_at
-        last = (state.last_touchpoint_at, state.last_event_id or "") \
-            if state.last_touchpoint_at is not None else None
         counts = dict(state.rule_counts)
-        latest = dict(state.rule_latest)
-        ordered = [(t.occurred_at, t.event_id, t) for t in touchpoints]
+        latest_wins = self._latest_wins
+        latest = dict(state.rule_latest) if latest_wins else state.rule_latest
+        ordered = [(micros(t.occurred_at), t.event_id, t) for t in touchpoints]
         if len(ordered) > 1:
             ordered.sort(key=_oldest_first)
         for occurred_at, event_id, touchpoint in ordered:
-            key = (occurred_at, event_id)
-            if last is None or key > last:
-                last = key
             rule_ids = self.matching_rules(touchpoint)
             if not rule_ids:
                 continue
             for rule_id in rule_ids:
                 counts[rule_id] = counts.get(rule_id, 0) + 1
-                if rule_id not in latest or key > latest[rule_id]:
-                    latest[rule_id] = key
+            if latest_wins:
+                key = (occurred_at, event_id)
+                for rule_id in rule_ids:
+                    if key > latest.get(rule_id, _NEVER):
+                        latest[rule_id] = key
             new_stage = self._stage(counts, latest)
             if new_stage is not None and new_stage != stage:
-                transitions.append(Transition(customer_id, stage, new_stage, touchpoint.event_id,
+                transitions.append(Transition(customer_id, stage, new_stage, event_id,
                                               touchpoint.occurred_at))
-                stage, entered_at = new_stage, touchpoint.occurred_at
-        return CustomerState(
-            stage=stage, entered_at=entered_at,
-            last_event_id=last[1] if last else state.last_event_id,
-            last_touchpoint_at=last[0] if last else None,
-            rule_counts=counts, rule_latest=latest,
-        ), transitions
+                stage, entered_at = new_stage, occurred_at
+        return CustomerState(stage, entered_at, counts, latest), transitions
 
 
-def _oldest_first(item: tuple[datetime, str, Touchpoint]) -> tuple[datetime, str]:
+def _oldest_first(item: tuple[int, str, Touchpoint]) -> Key:
     return item[0], item[1]
-
-
-def _newer(a: tuple[datetime, str] | None, b: tuple[datetime, str] | None) -> tuple[datetime, str] | None:
-    if a is None:
-        return b
-    return a if b is None or a >= b else b
 
 
 def merge_states(
@@ -219,19 +224,11 @@ def merge_states(
         counts[rule_id] = counts.get(rule_id, 0) + count
     latest = dict(into.rule_latest)
     for rule_id, key in merged.rule_latest.items():
-        newest = _newer(latest.get(rule_id), key)
-        if newest is not None:
-            latest[rule_id] = newest
-    last = _newer(
-        (into.last_touchpoint_at, into.last_event_id or "") if into.last_touchpoint_at else None,
-        (merged.last_touchpoint_at, merged.last_event_id or "") if merged.last_touchpoint_at else None,
-    )
-    combined = replace(
-        into, rule_counts=counts, rule_latest=latest,
-        last_touchpoint_at=last[0] if last else None, last_event_id=last[1] if last else None,
-    )
+        if key > latest.get(rule_id, _NEVER):
+            latest[rule_id] = key
+    combined = replace(into, rule_counts=counts, rule_latest=latest)
     stage = engine.stage_of(combined)
     if stage == into.stage:
         return combined
-    entered_at = merged.entered_at if stage == merged.stage else at
+    entered_at = merged.entered_at if stage == merged.stage else micros(at)
     return replace(combined, stage=stage, entered_at=entered_at)

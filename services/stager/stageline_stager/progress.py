@@ -4,19 +4,19 @@ The hot path of the stager, so it talks asyncpg directly: one locking SELECT of 
 customer, binary COPY into per-connection staging tables and one INSERT … ON CONFLICT per table
 per batch. A customer's progress is one json document, parsed and written with orjson:
 
-    {journey: [stage, entered_at, last_touchpoint_at, last_event_id, rule_counts, rule_latest]}
+    {journey: [stage, entered_at, rule_counts, rule_latest]}
 
-with rule_latest as {rule_id: [occurred_at, event_id]} and times in RFC 3339.
+with rule_latest as {rule_id: [occurred_at, event_id]} (empty for forward journeys) and times as
+integer microseconds since the Unix epoch: read and written without parsing a single date.
 """
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from stageline_stager.engine import CustomerState
+from stageline_stager.engine import CustomerState, from_micros
 
 Key = tuple[str, str]  # (journey, customer_id)
 
@@ -52,26 +52,15 @@ _UPSERT_STAGES = """
         stage = excluded.stage, entered_at = excluded.entered_at, updated_at = excluded.updated_at
 """
 
-_parse_time = datetime.fromisoformat
-
-
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else _parse_time(text)
-
-
 def _state(entry: list[Any]) -> CustomerState:
-    stage, entered_at, last_at, last_id, counts, latest = entry
-    return CustomerState(
-        stage=stage, entered_at=_time(entered_at), last_event_id=last_id,
-        last_touchpoint_at=_time(last_at), rule_counts=counts,
-        rule_latest={rule: (_parse_time(at), event_id) for rule, (at, event_id) in latest.items()},
-    )
+    stage, entered_at, counts, latest = entry
+    return CustomerState(stage, entered_at, counts,
+                         {rule: (at, event_id) for rule, (at, event_id) in latest.items()}
+                         if latest else {})
 
 
 def _entry(state: CustomerState) -> tuple[Any, ...]:
-    # orjson writes datetimes as RFC 3339 and tuples as arrays: what _state reads back.
-    return (state.stage, state.entered_at, state.last_touchpoint_at, state.last_event_id,
-            state.rule_counts, state.rule_latest)
+    return state.stage, state.entered_at, state.rule_counts, state.rule_latest
 
 
 async def lock_progress(raw: Any, customers: Collection[str]) -> dict[Key, CustomerState]:
@@ -100,7 +89,8 @@ async def write_progress(
     if staged:
         await raw.copy_records_to_table(
             "staged_stages", columns=("journey", "customer_id", "stage", "entered_at"),
-            records=[(j, c, s.stage, s.entered_at) for (j, c), s in staged],
+            records=[(j, c, s.stage, None if s.entered_at is None else from_micros(s.entered_at))
+                     for (j, c), s in staged],
         )
         await raw.execute(_UPSERT_STAGES)
 
