@@ -1,6 +1,9 @@
-"""Engine construction from DATABASE_URL, accepting plain postgres:// URLs too."""
+"""Engines from DATABASE_URL (plain postgres:// URLs too), and the asyncpg connection under one."""
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def async_url(url: str) -> str:
@@ -19,3 +22,15 @@ def make_engine(
         async_url(url), pool_size=pool_size, pool_pre_ping=True,
         connect_args={"server_settings": server_settings or {}},
     )
+
+
+async def driver_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under a SQLAlchemy one, inside its transaction, for COPY.
+
+    SQLAlchemy begins the asyncpg transaction lazily, with its first statement: until one has
+    run, every statement on the raw connection would commit on its own.
+    """
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():
+        await conn.execute(text("SELECT 1"))
+    return raw

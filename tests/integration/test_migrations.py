@@ -54,7 +54,7 @@ async def _run(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def _progress(url: str) -> dict[tuple[str, str], CustomerState]:
+async def _progress(url: str) -> dict[str, dict[str, CustomerState]]:
     conn = await asyncpg.connect(plain_url(url))
     try:
         async with conn.transaction():
@@ -115,12 +115,14 @@ def test_0004_and_0005_move_rule_state_into_customer_progress_and_back(empty_dat
 
     command.upgrade(config, "0005")
     assert asyncio.run(_progress(empty_database)) == {
-        ("shop", "c-1"): CustomerState(
-            stage="purchase", entered_at=micros(AT), rule_counts={"purchase#1": 2, "awareness#1": 1},
-            rule_latest={"purchase#1": (micros(LATER), "e-2"), "awareness#1": (micros(AT), "e-1")}),
-        ("shop-latest", "c-1"): CustomerState(),
-        ("shop", "c-2"): CustomerState(
-            rule_counts={"interest#1": 1}, rule_latest={"interest#1": (micros(AT), "e-3")}),
+        "c-1": {
+            "shop": CustomerState(
+                stage="purchase", entered_at=micros(AT), rule_counts={"purchase#1": 2, "awareness#1": 1},
+                rule_latest={"purchase#1": (micros(LATER), "e-2"), "awareness#1": (micros(AT), "e-1")}),
+            "shop-latest": CustomerState(),
+        },
+        "c-2": {"shop": CustomerState(rule_counts={"interest#1": 1},
+                                      rule_latest={"interest#1": (micros(AT), "e-3")})},
     }
 
     command.downgrade(config, "0004")  # the same documents, without the last-touchpoint fields

@@ -22,6 +22,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _NEVER = (-(2**63), "")
 
 Key = tuple[int, str]  # (occurred_at in µs, event_id): touchpoints in time order, ties by id
+Timed = tuple[int, str, Touchpoint]  # (occurred_at in µs, event_id, touchpoint)
 
 
 def micros(moment: datetime) -> int:
@@ -178,15 +179,18 @@ class JourneyEngine:
     def apply(
         self, state: CustomerState, customer_id: str, touchpoints: Iterable[Touchpoint]
     ) -> tuple[CustomerState, list[Transition]]:
-        """Apply new (never before applied) touchpoints of one customer, oldest first."""
+        """Apply new (never before applied) touchpoints of one customer."""
+        return self.apply_ordered(state, customer_id, in_time_order(touchpoints))
+
+    def apply_ordered(
+        self, state: CustomerState, customer_id: str, ordered: list[Timed]
+    ) -> tuple[CustomerState, list[Transition]]:
+        """apply() for touchpoints already put in_time_order (once for every journey)."""
         transitions: list[Transition] = []
         stage, entered_at = state.stage, state.entered_at
         counts = dict(state.rule_counts)
         latest_wins = self._latest_wins
         latest = dict(state.rule_latest) if latest_wins else state.rule_latest
-        ordered = [(micros(t.occurred_at), t.event_id, t) for t in touchpoints]
-        if len(ordered) > 1:
-            ordered.sort(key=_oldest_first)
         for occurred_at, event_id, touchpoint in ordered:
             rule_ids = self.matching_rules(touchpoint)
             if not rule_ids:
@@ -206,7 +210,15 @@ class JourneyEngine:
         return CustomerState(stage, entered_at, counts, latest), transitions
 
 
-def _oldest_first(item: tuple[int, str, Touchpoint]) -> Key:
+def in_time_order(touchpoints: Iterable[Touchpoint]) -> list[Timed]:
+    """Touchpoints oldest first (ties by event id), each with its time in µs."""
+    ordered = [(micros(t.occurred_at), t.event_id, t) for t in touchpoints]
+    if len(ordered) > 1:
+        ordered.sort(key=_oldest_first)
+    return ordered
+
+
+def _oldest_first(item: Timed) -> Key:
     return item[0], item[1]
 
 

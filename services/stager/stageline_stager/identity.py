@@ -10,10 +10,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stageline_shared.database import driver_connection
 from stageline_shared.events import Touchpoint
 
 log = logging.getLogger(__name__)
@@ -66,26 +68,25 @@ def plan_links(
     return merges, conflicts
 
 
-async def lock_identities(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, str]:
-    """Create missing identity rows, lock all of them in id order; id → customer."""
+async def lock_identities(raw: Any, ids: Sequence[str]) -> dict[str, str]:
+    """Create missing identity rows, lock all of them in id order; id → customer.
+
+    `raw` is the asyncpg connection under the batch's transaction (the hot path of every batch).
+    """
     ordered = sorted(set(ids))
-    await conn.execute(text("""
+    await raw.execute("""
         INSERT INTO identities (id, customer_id)
-        SELECT i, i FROM unnest(CAST(:ids AS text[])) AS t(i) ORDER BY i
+        SELECT i, i FROM unnest($1::text[]) AS t(i) ORDER BY i
         ON CONFLICT (id) DO NOTHING
-    """), {"ids": ordered})
-    result = await conn.execute(text("""
-        SELECT id, customer_id FROM identities WHERE id = ANY(CAST(:ids AS text[]))
-        ORDER BY id FOR UPDATE
-    """), {"ids": ordered})
-    return {row.id: row.customer_id for row in result}
+    """, ordered)
+    return dict(await raw.fetch("""
+        SELECT id, customer_id FROM identities WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+    """, ordered))
 
 
-async def suppressed_ids(conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
-    result = await conn.execute(
-        text("SELECT id FROM suppressions WHERE id = ANY(CAST(:ids AS text[]))"), {"ids": list(ids)}
-    )
-    return {row.id for row in result}
+async def suppressed_ids(raw: Any, ids: Sequence[str]) -> set[str]:
+    return {row[0] for row in await raw.fetch(
+        "SELECT id FROM suppressions WHERE id = ANY($1::text[])", list(ids))}
 
 
 async def forget_identities(conn: AsyncConnection, ids: Iterable[str]) -> None:
@@ -120,7 +121,7 @@ async def erase(conn: AsyncConnection, key: str, event_id: str) -> list[tuple[st
     All its ids are suppressed from then on. Returns the (journey, stage) each of the customer's
     stages was in, for the counters.
     """
-    canon = await lock_identities(conn, [key])
+    canon = await lock_identities(await driver_connection(conn), [key])
     customer = canon[key]
     result = await conn.execute(text(
         "SELECT id FROM identities WHERE customer_id = :c ORDER BY id FOR UPDATE"

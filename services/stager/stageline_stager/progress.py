@@ -10,15 +10,14 @@ with rule_latest as {rule_id: [occurred_at, event_id]} (empty for forward journe
 integer microseconds since the Unix epoch: read and written without parsing a single date.
 """
 
-from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
 
 from stageline_stager.engine import CustomerState, from_micros
 
-Key = tuple[str, str]  # (journey, customer_id)
+Progress = dict[str, dict[str, CustomerState]]  # customer_id → journey → state
 
 # Rows are locked in customer_id order: two stagers that meet on one customer during a rebalance
 # queue behind each other instead of deadlocking. A customer with no row yet needs no lock here:
@@ -63,34 +62,31 @@ def _entry(state: CustomerState) -> tuple[Any, ...]:
     return state.stage, state.entered_at, state.rule_counts, state.rule_latest
 
 
-async def lock_progress(raw: Any, customers: Collection[str]) -> dict[Key, CustomerState]:
-    """Lock and read the progress of these customers, as (journey, customer) → state."""
-    states: dict[Key, CustomerState] = {}
-    for customer_id, text in await raw.fetch(_LOCK, sorted(customers)):
-        for journey, entry in orjson.loads(text).items():
-            states[(journey, customer_id)] = _state(entry)
-    return states
+async def lock_progress(raw: Any, customers: Collection[str]) -> Progress:
+    """Lock and read the progress of these customers (those with none are left out)."""
+    return {
+        customer_id: {journey: _state(entry) for journey, entry in orjson.loads(text).items()}
+        for customer_id, text in await raw.fetch(_LOCK, sorted(customers))
+    }
 
 
-async def write_progress(
-    raw: Any, states: Mapping[Key, CustomerState], moved: Collection[Key]
-) -> None:
+async def write_progress(raw: Any, progress: Progress, moved: Collection[tuple[str, str]]) -> None:
     """Store every customer's progress; upsert the stage rows of the (journey, customer) moved."""
-    documents: dict[str, dict[str, tuple[Any, ...]]] = defaultdict(dict)
-    for (journey, customer_id), state in states.items():
-        documents[customer_id][journey] = _entry(state)
-    if documents:
+    if progress:
         await raw.copy_records_to_table("staged_progress", columns=("customer_id", "state"), records=[
-            (customer_id, orjson.dumps(document).decode()) for customer_id, document in documents.items()
+            (customer_id, orjson.dumps({journey: _entry(state) for journey, state in journeys.items()}
+                                       ).decode())
+            for customer_id, journeys in progress.items()
         ])
         await raw.execute(_UPSERT_PROGRESS)
-    staged = [(key, moved_state) for key in sorted(moved)
-              if (moved_state := states.get(key)) is not None and moved_state.stage is not None]
+    staged = [(journey, customer_id, state) for journey, customer_id in sorted(moved)
+              if (state := progress.get(customer_id, {}).get(journey)) is not None
+              and state.stage is not None]
     if staged:
         await raw.copy_records_to_table(
             "staged_stages", columns=("journey", "customer_id", "stage", "entered_at"),
             records=[(j, c, s.stage, None if s.entered_at is None else from_micros(s.entered_at))
-                     for (j, c), s in staged],
+                     for j, c, s in staged],
         )
         await raw.execute(_UPSERT_STAGES)
 

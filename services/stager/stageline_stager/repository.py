@@ -15,8 +15,15 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stageline_shared.database import driver_connection
 from stageline_shared.events import Touchpoint
-from stageline_stager.engine import CustomerState, JourneyEngine, Transition, merge_states
+from stageline_stager.engine import (
+    CustomerState,
+    JourneyEngine,
+    Transition,
+    in_time_order,
+    merge_states,
+)
 from stageline_stager.identity import (
     Conflict,
     Merge,
@@ -163,9 +170,9 @@ async def apply_touchpoints(
     raw = await driver_connection(conn)
     await raw.execute(_STAGING)
     if events:
-        canon = await lock_identities(conn, [i for t in events for i in event_ids(t)])
+        canon = await lock_identities(raw, [i for t in events for i in event_ids(t)])
         # Read after the locks: an erase committed while we waited is seen here.
-        hidden = await suppressed_ids(conn, list(canon))
+        hidden = await suppressed_ids(raw, list(canon))
         if hidden:
             kept = [t for t in events if not hidden.intersection(event_ids(t))]
             outcome.suppressed = len(events) - len(kept)
@@ -206,42 +213,41 @@ async def _apply_stages(
     customers = set(by_customer) | {m.source for m in merges} | {m.target for m in merges}
     if not customers:
         return
-    states = await lock_progress(raw, customers)
+    progress = await lock_progress(raw, customers)
     moved: set[tuple[str, str]] = set()  # (journey, customer) whose stage row must be written
     empty = CustomerState()
-    for engine in engines:
-        name = engine.journey.name
-        for merge in merges:
-            source = states.pop((name, merge.source), empty)
-            target = states.get((name, merge.target), empty)
-            combined = merge_states(engine, target, source, merge.at)
-            _move(deltas, name, source.stage, None)
-            _move(deltas, name, target.stage, combined.stage)
-            if combined.stage is not None and combined.stage != target.stage:
+    for merge in merges:
+        source = progress.pop(merge.source, {})
+        target = progress.setdefault(merge.target, {})
+        for engine in engines:
+            name = engine.journey.name
+            before, absorbed = target.get(name, empty), source.get(name, empty)
+            combined = merge_states(engine, before, absorbed, merge.at)
+            _move(deltas, name, absorbed.stage, None)
+            _move(deltas, name, before.stage, combined.stage)
+            if combined.stage is not None and combined.stage != before.stage:
                 outcome.transitions.append((name, Transition(
-                    merge.target, target.stage, combined.stage, merge.event_id, merge.at)))
-            states[(name, merge.target)] = combined
-            if (combined.stage, combined.entered_at) != (target.stage, target.entered_at):
+                    merge.target, before.stage, combined.stage, merge.event_id, merge.at)))
+            target[name] = combined
+            if (combined.stage, combined.entered_at) != (before.stage, before.entered_at):
                 moved.add((name, merge.target))
-        for customer_id, customer_touchpoints in by_customer.items():
-            before = states.get((name, customer_id), empty)
-            after, transitions = engine.apply(before, customer_id, customer_touchpoints)
-            states[(name, customer_id)] = after
+    for customer_id, customer_touchpoints in by_customer.items():
+        ordered = in_time_order(customer_touchpoints)
+        journeys = progress.setdefault(customer_id, {})
+        for engine in engines:
+            name = engine.journey.name
+            before = journeys.get(name, empty)
+            after, transitions = engine.apply_ordered(before, customer_id, ordered)
+            journeys[name] = after
             if transitions:
                 outcome.transitions += [(name, t) for t in transitions]
                 _move(deltas, name, before.stage, after.stage)
                 moved.add((name, customer_id))
     merged = {m.source for m in merges}
     if merged:  # gone, with any journeys no longer in the file
-        states = {key: state for key, state in states.items() if key[1] not in merged}
         await forget_customers(raw, sorted(merged))
-    await write_progress(raw, states, moved)
+    await write_progress(raw, progress, moved)
     await _write_transitions(raw, outcome.transitions)
-
-
-async def driver_connection(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under a SQLAlchemy one (same transaction), for COPY."""
-    return (await conn.get_raw_connection()).driver_connection
 
 
 async def store_offsets(
