@@ -1,6 +1,8 @@
 """Garbage-collector settings for long-running services, applied once start-up is done."""
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 YOUNG_THRESHOLD = 10_000
 
@@ -17,3 +19,20 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, 20, 20)
+
+
+@contextmanager
+def collections_paused() -> Iterator[None]:
+    """No collections while a batch is in hand.
+
+    A batch's objects all live until it is done and are then freed by reference counting, so
+    collecting during it only walks them again and again; any cycles it leaves are collected
+    after it, by the normal thresholds.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_shared.events import Touchpoint
+from stageline_shared.gc_tuning import collections_paused
 from stageline_stager import metrics
 from stageline_stager.dead_letter import Rejected, decode, send_to_dead_letter
 from stageline_stager.engine import JourneyEngine
@@ -132,7 +133,8 @@ class StagerLoop:
                 await asyncio.sleep(1)
                 continue
             if batch:
-                await self._process(batch)
+                with collections_paused():
+                    await self._process(batch)
             self._report_lag()
 
     async def _process(self, batch: Batch) -> None:
