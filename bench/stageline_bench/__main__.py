@@ -110,7 +110,7 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
         try:
             live = start_live(stack, config)
             if "pipeline" in config.phases:
-                _phase(results, "pipeline", lambda: pipeline.run(live, config, results))
+                _phase(results, "pipeline", lambda: pipeline.run(stack, live, config, results))
             if "e2e" in config.phases:
                 _phase(results, "e2e", lambda: e2e.run(live, config, results))
         finally:

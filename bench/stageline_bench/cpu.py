@@ -6,7 +6,7 @@ core, the CPU time each component spends per event sets the ceiling: cores * 1 s
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from stageline_bench.stack import Service
@@ -26,6 +26,8 @@ class CpuMeter:
     """Started before a phase's load, read after it."""
 
     services: Sequence[Service]
+    # CPU seconds so far of the broker and Postgres, when the bench started them
+    infrastructure: Callable[[], dict[str, float]] = dict
     _started: float = 0.0
     _machine: tuple[int, int] = (0, 0)
     _service_s: dict[str, float] | None = None
@@ -37,8 +39,8 @@ class CpuMeter:
         return self
 
     def _services_cpu(self) -> dict[str, float]:
-        """CPU seconds so far per kind of service (all stagers together)."""
-        by_kind: dict[str, float] = {}
+        """CPU seconds so far per kind of service (all stagers together), broker and Postgres."""
+        by_kind: dict[str, float] = dict(self.infrastructure())
         for service in self.services:
             if service.process.running:
                 by_kind[service.kind] = by_kind.get(service.kind, 0.0) + service.cpu_s()
@@ -59,7 +61,8 @@ class CpuMeter:
             "machine_busy_cores": busy_fraction * cores,
             "cpu_us_per_event_total": machine_s * per_event,
             **{f"cpu_us_per_event_{kind}": s * per_event for kind, s in spent.items()},
-            # Postgres, the broker, the load generator, the bench itself
+            # the load generator, the bench itself, the system (and Postgres and the broker when
+            # they were not started by the bench)
             "cpu_us_per_event_rest": (machine_s - sum(spent.values())) * per_event,
             "ceiling_events_per_s": cores * 1e6 / max(1e-9, machine_s * per_event),
         }

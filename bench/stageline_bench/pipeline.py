@@ -19,6 +19,7 @@ from stageline_bench.live import Live
 from stageline_bench.offsets import settle, watch_applied
 from stageline_bench.progress import log
 from stageline_bench.results import Results
+from stageline_bench.stack import BenchStack
 
 
 async def _touchpoints(database_url: str) -> int:
@@ -29,7 +30,7 @@ async def _touchpoints(database_url: str) -> int:
         await conn.close()
 
 
-def run(live: Live, config: BenchConfig, results: Results) -> None:
+def run(stack: BenchStack, live: Live, config: BenchConfig, results: Results) -> None:
     connections = max(config.concurrencies)
     log.info("pipeline: %d connections for %gs with the stager running", connections,
              config.pipeline_seconds)
@@ -37,7 +38,7 @@ def run(live: Live, config: BenchConfig, results: Results) -> None:
     asyncio.run(prepare(live, 100, config.batch, "pw"))
     _, base = asyncio.run(settle(live.database, live.topic, quiet_s=0.2))
     stored_before = asyncio.run(_touchpoints(live.database))
-    meter = CpuMeter(live.services).start()
+    meter = CpuMeter(live.services, stack.infrastructure_cpu_s).start()
     started = time.monotonic()
     result = post_events(live.ingest.base_url, live.write_key, config, f"p{live.tag}",
                          connections, config.pipeline_seconds)

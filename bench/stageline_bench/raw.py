@@ -1,6 +1,7 @@
 """Phase "raw": the references every ratio is taken against, on the same broker and Postgres."""
 
 import asyncio
+import time
 
 from stageline_bench.config import BenchConfig
 from stageline_bench.events import raw_values
@@ -28,11 +29,18 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     journeys = [(name, stages[0]) for name, stages in first]
     log.info("raw Postgres: %d rows, COPY + INSERT ON CONFLICT + stage upsert (%d journeys), "
              "%d rows per transaction", config.raw_rows, len(journeys), config.raw_rows_per_txn)
+    postgres_before, client_before = stack.postgres_cpu_s(), time.process_time()
     spent = asyncio.run(raw_postgres(plain_url(url), config.raw_rows, config.customers,
                                      config.raw_rows_per_txn, journeys))
+    postgres_after, client_after = stack.postgres_cpu_s(), time.process_time()
     rate = config.raw_rows / spent
     results.add("raw.postgres.rows_per_s", "Raw Postgres (asyncpg COPY + upserts, 5,000/txn)",
                 rate, "rows/s")
+    per_row = 1e6 / config.raw_rows
+    cpu = {"cpu_us_per_row_client": (client_after - client_before) * per_row}
+    if postgres_before is not None and postgres_after is not None:
+        cpu["cpu_us_per_row_postgres"] = (postgres_after - postgres_before) * per_row
     results.details["raw"] = {"producer_seconds": seconds, "postgres_seconds": spent,
-                              "journeys": [j for j, _ in journeys]}
-    log.info("raw Postgres: %.0f rows/s (%.1fs in the database)", rate, spent)
+                              "journeys": [j for j, _ in journeys], "postgres_cpu": cpu}
+    log.info("raw Postgres: %.0f rows/s (%.1fs in the database); CPU per row: %s", rate, spent,
+             ", ".join(f"{k.removeprefix('cpu_us_per_row_')} {v:.1f} µs" for k, v in cpu.items()))

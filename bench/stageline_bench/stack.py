@@ -170,6 +170,21 @@ class BenchStack:
         pid = self._broker.pid if self._broker is not None else None
         return cpu_seconds(pid) if pid is not None else None
 
+    def postgres_cpu_s(self) -> float | None:
+        """CPU seconds of the embedded PostgreSQL, all its backends (None for a configured one)."""
+        if self._pg_dir is None:
+            return None
+        try:
+            pid = int((self._pg_dir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return cpu_seconds(pid)
+
+    def infrastructure_cpu_s(self) -> dict[str, float]:
+        """CPU seconds so far of the broker and Postgres the bench started."""
+        readings = {"postgres": self.postgres_cpu_s(), "broker": self.broker_cpu_s()}
+        return {kind: seconds for kind, seconds in readings.items() if seconds is not None}
+
     def start_service(
         self, kind: Kind, phase: str, database_url: str, topic: str,
         env: dict[str, str] | None = None,

@@ -47,7 +47,7 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     log.info("stager: topic preloaded in %.1fs; starting %d stager(s)", preload_s, config.stagers)
     started = time.monotonic()
     services = start_stagers(stack, config, "stager", url, topic)
-    meter = CpuMeter(services).start()
+    meter = CpuMeter(services, stack.infrastructure_cpu_s).start()
     samples = asyncio.run(watch_applied(plain_url(url), topic, config.events, "stager"))
     first = next(s for s in samples if s[1] > 0)
     done = samples[-1]
