@@ -8,6 +8,7 @@ replayed records are deduplicated by event_id.
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -171,10 +172,9 @@ class StagerLoop:
                 "identity conflict: event %s links an id already merged into another customer; "
                 "first link wins, the id stays where it is", conflict.event_id,
             )
-        for journey, transition in transitions:
-            metrics.TRANSITIONS.labels(
-                journey, transition.from_stage or "none", transition.to_stage
-            ).inc()
+        moves = Counter((journey, t.from_stage or "none", t.to_stage) for journey, t in transitions)
+        for labels, count in moves.items():
+            metrics.TRANSITIONS.labels(*labels).inc(count)
         count = sum(len(r) for r in batch.values())
         metrics.BATCH_RECORDS.observe(count)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
