@@ -484,3 +484,22 @@ def test_apply_does_not_mutate_input_state(forward: JourneyEngine) -> None:
     _run(forward, [_tp("Order Completed", 1, "o2")], state=state)
     assert state.rule_counts == counts
     assert state.stage == "purchase"
+
+
+def test_matching_is_the_same_past_the_memo_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile event names cannot grow the per-journey memo; matches stay right past its limit."""
+    monkeypatch.setattr("stageline_stager.engine._MEMO_LIMIT", 2)
+    engine = JourneyEngine(load_journeys(DEFAULT_JOURNEYS_FILE)["ecommerce"])
+    touchpoints = [_tp(f"Unknown {n}", n) for n in range(5)] + [
+        _tp("Ad Clicked", 6, channel="ads"), _tp("Page Viewed", 7, properties={"name": "Pricing"}),
+        _tp("Page Viewed", 8, properties={"name": "Home"}), _tp("Product Viewed", 9, channel="ads"),
+    ]
+    assert [engine.matching_rules(t) for t in touchpoints] == [
+        *[()] * 5, ("awareness#1", "awareness#2"), ("pricing-page",), (), ("awareness#2", "interest#1"),
+    ]
+    assert [engine.matching_rules(t) for t in touchpoints] == [
+        tuple(rule_id for rule_id, rule in zip(engine.journey.rule_ids(), engine.journey.rules, strict=True)
+              if matches(rule.match, t))
+        for t in touchpoints
+    ]
+    assert len(engine._memo) == 2

@@ -91,23 +91,39 @@ def _property_holds(test: PropertyTest, present: bool, value: Any) -> bool:
     return True
 
 
-def matches(match: Match, touchpoint: Touchpoint) -> bool:
-    """Does the touchpoint satisfy every part of the rule's match?"""
+def _named(match: Match, event: str, channel: str | None) -> bool:
+    """Do the event name and channel satisfy the match (its properties aside)?"""
     events = _as_list(match.event)
-    if events is not None and touchpoint.event not in events:
+    if events is not None and event not in events:
         return False
     channels = _as_list(match.channel)
-    if channels is not None and touchpoint.channel not in channels:
-        return False
+    return channels is None or channel in channels
+
+
+def _properties_match(match: Match, properties: dict[str, Any]) -> bool:
     for key, expected in match.properties.items():
-        present = key in touchpoint.properties
-        value = touchpoint.properties.get(key)
+        present = key in properties
+        value = properties.get(key)
         if isinstance(expected, PropertyTest):
             if not _property_holds(expected, present, value):
                 return False
         elif not present or not _same(value, expected):
             return False
     return True
+
+
+def matches(match: Match, touchpoint: Touchpoint) -> bool:
+    """Does the touchpoint satisfy every part of the rule's match?"""
+    return _named(match, touchpoint.event, touchpoint.channel) and \
+        _properties_match(match, touchpoint.properties)
+
+
+# Distinct (event name, channel) pairs whose candidate rules are remembered per journey. Real
+# traffic has a few hundred; past the limit (hostile names) they are worked out every time.
+_MEMO_LIMIT = 10_000
+
+# The rules an (event, channel) pair satisfies, and those it satisfies only if properties hold.
+Candidates = tuple[tuple[str, ...], tuple[tuple[str, Match], ...]]
 
 
 class JourneyEngine:
@@ -119,40 +135,29 @@ class JourneyEngine:
             (rule_id, rule, journey.rank(rule.stage))
             for rule_id, rule in zip(journey.rule_ids(), journey.rules, strict=True)
         ]
-        # Most rules name their events: index them so a touchpoint is tested only against the
-        # rules that could match it (plus the few that match any event name).
-        # A rule that names only event names matches every touchpoint its index entry yields:
-        # `checked` is None for those, and only the others are tested.
-        self._by_event: dict[str, list[tuple[str, Match | None]]] = {}
-        self._any_event: list[tuple[str, Match | None]] = []
-        for rule_id, rule, _ in self._rules:
-            match = rule.match
-            checked = match if match.channel is not None or match.properties else None
-            events = _as_list(match.event)
-            if events is None:
-                self._any_event.append((rule_id, checked))
-            for event in events or ():
-                self._by_event.setdefault(event, []).append((rule_id, checked))
         self._min_count = {rule_id: rule.min_count for rule_id, rule, _ in self._rules}
         self._rank = {rule_id: rank for rule_id, _, rank in self._rules}
         self._latest_wins = journey.progression == "latest"
+        self._memo: dict[tuple[str, str | None], Candidates] = {}
 
-        # Event names whose candidate rules need no test: the answer depends on the name alone.
-        self._by_name_only: dict[str, tuple[str, ...]] = {
-            event: tuple(rule_id for rule_id, _ in candidates)
-            for event, candidates in self._by_event.items()
-            if not self._any_event and all(checked is None for _, checked in candidates)
-        }
+    def _candidates(self, event: str, channel: str | None) -> Candidates:
+        named = [(rule_id, rule.match) for rule_id, rule, _ in self._rules
+                 if _named(rule.match, event, channel)]
+        return (tuple(rule_id for rule_id, match in named if not match.properties),
+                tuple((rule_id, match) for rule_id, match in named if match.properties))
 
     def matching_rules(self, touchpoint: Touchpoint) -> tuple[str, ...]:
-        known = self._by_name_only.get(touchpoint.event)
-        if known is not None:
-            return known
-        candidates = self._by_event.get(touchpoint.event, ())
-        if self._any_event:
-            candidates = [*candidates, *self._any_event]
-        return tuple(rule_id for rule_id, checked in candidates
-                     if checked is None or matches(checked, touchpoint))
+        key = (touchpoint.event, touchpoint.channel)
+        candidates = self._memo.get(key)
+        if candidates is None:
+            candidates = self._candidates(*key)
+            if len(self._memo) < _MEMO_LIMIT:
+                self._memo[key] = candidates
+        matched, tested = candidates
+        if not tested:
+            return matched
+        return matched + tuple(rule_id for rule_id, match in tested
+                               if _properties_match(match, touchpoint.properties))
 
     def stage_of(self, state: CustomerState) -> str | None:
         """The stage the progression policy gives for this state.
@@ -168,13 +173,17 @@ class JourneyEngine:
     def _stage(self, counts: dict[str, int], latest: dict[str, Key]) -> str | None:
         min_count, rank = self._min_count, self._rank
         # Rules no longer in the journey file (left in stored state) count for nothing.
+        if not self._latest_wins:
+            best = -1
+            for rule_id, count in counts.items():
+                if count >= min_count.get(rule_id, count + 1) and rank[rule_id] > best:
+                    best = rank[rule_id]
+            return self.journey.stages[best] if best >= 0 else None
         satisfied = [r for r, n in counts.items() if n >= min_count.get(r, n + 1)]
         if not satisfied:
             return None
-        if self._latest_wins:
-            newest = max(latest.get(r, _NEVER) for r in satisfied)
-            satisfied = [r for r in satisfied if latest.get(r, _NEVER) == newest]
-        return self.journey.stages[max(rank[r] for r in satisfied)]
+        newest = max(latest.get(r, _NEVER) for r in satisfied)
+        return self.journey.stages[max(rank[r] for r in satisfied if latest.get(r, _NEVER) == newest)]
 
     def apply(
         self, state: CustomerState, customer_id: str, touchpoints: Iterable[Touchpoint]
@@ -185,16 +194,23 @@ class JourneyEngine:
     def apply_ordered(
         self, state: CustomerState, customer_id: str, ordered: list[Timed]
     ) -> tuple[CustomerState, list[Transition]]:
-        """apply() for touchpoints already put in_time_order (once for every journey)."""
+        """apply() for touchpoints already put in_time_order (once for every journey).
+
+        The same state comes back when no touchpoint matched a rule.
+        """
         transitions: list[Transition] = []
         stage, entered_at = state.stage, state.entered_at
-        counts = dict(state.rule_counts)
+        counts: dict[str, int] | None = None  # copied on the first match
         latest_wins = self._latest_wins
-        latest = dict(state.rule_latest) if latest_wins else state.rule_latest
+        latest = state.rule_latest
         for occurred_at, event_id, touchpoint in ordered:
             rule_ids = self.matching_rules(touchpoint)
             if not rule_ids:
                 continue
+            if counts is None:
+                counts = dict(state.rule_counts)
+                if latest_wins:
+                    latest = dict(latest)
             for rule_id in rule_ids:
                 counts[rule_id] = counts.get(rule_id, 0) + 1
             if latest_wins:
@@ -207,6 +223,8 @@ class JourneyEngine:
                 transitions.append(Transition(customer_id, stage, new_stage, event_id,
                                               touchpoint.occurred_at))
                 stage, entered_at = new_stage, occurred_at
+        if counts is None:
+            return state, transitions
         return CustomerState(stage, entered_at, counts, latest), transitions
 
 
