@@ -215,8 +215,10 @@ async def _apply_stages(
         return
     progress = await lock_progress(raw, customers)
     moved: set[tuple[str, str]] = set()  # (journey, customer) whose stage row must be written
+    changed: set[str] = set()  # customers whose progress must be written
     empty = CustomerState()
     for merge in merges:
+        changed.add(merge.target)
         source = progress.pop(merge.source, {})
         target = progress.setdefault(merge.target, {})
         for engine in engines:
@@ -238,7 +240,10 @@ async def _apply_stages(
             name = engine.journey.name
             before = journeys.get(name, empty)
             after, transitions = engine.apply_ordered(before, customer_id, ordered)
+            if after is before:  # no touchpoint matched a rule of this journey
+                continue
             journeys[name] = after
+            changed.add(customer_id)
             if transitions:
                 outcome.transitions += [(name, t) for t in transitions]
                 _move(deltas, name, before.stage, after.stage)
@@ -246,7 +251,7 @@ async def _apply_stages(
     merged = {m.source for m in merges}
     if merged:  # gone, with any journeys no longer in the file
         await forget_customers(raw, sorted(merged))
-    await write_progress(raw, progress, moved)
+    await write_progress(raw, {customer: progress[customer] for customer in changed}, moved)
     await _write_transitions(raw, outcome.transitions)
 
 
