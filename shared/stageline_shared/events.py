@@ -120,11 +120,27 @@ class Touchpoint(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes) -> "Touchpoint":
-        """Decode a record value; raises ValueError naming the problem."""
+        """Decode a record value; raises ValueError naming the problem.
+
+        Records need not come from ingest: one with a NUL, which Postgres cannot store, is
+        refused here rather than failing its batch again and again.
+        """
         try:
-            return cls.model_validate_json(raw)
+            touchpoint = cls.model_validate_json(raw)
         except ValidationError as exc:
             raise ValueError(describe_validation_error(exc)) from None
+        if _NUL_ESCAPED in raw:  # JSON carries a NUL only escaped (or it is an escaped backslash)
+            touchpoint._reject_nul()
+        return touchpoint
+
+    def _reject_nul(self) -> None:
+        for name in ("event_id", "customer_id", "event", "channel", "user_id", "anonymous_id",
+                     "previous_id", "group_id", "source"):
+            value = getattr(self, name)
+            if value is not None and "\x00" in value:
+                raise ValueError(f"{name} contains a NUL character (U+0000)")
+        reject_nul(self.properties)
+        reject_nul(self.context, "context")
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -19,6 +19,13 @@ BAD_RECORDS: list[tuple[bytes | None, str]] = [
     (orjson.dumps({"event_id": "y", "customer_id": "c-1", "event": "Ad Clicked",
                    "occurred_at": "yesterday", "received_at": "2026-01-01T00:00:00Z"}), "contract"),
     (None, "undecodable"),
+    # Postgres text and jsonb cannot hold U+0000: such a record would block its partition.
+    (orjson.dumps({"event_id": "z", "customer_id": "c-1", "event": "Ad Clicked",
+                   "occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z",
+                   "properties": {"note": "a\x00b"}}), "contract"),
+    (orjson.dumps({"event_id": "n\x00", "customer_id": "c-1", "event": "Ad Clicked",
+                   "occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z"}),
+     "contract"),
 ]
 
 

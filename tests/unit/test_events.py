@@ -327,3 +327,30 @@ def test_from_json_error_names_missing_fields() -> None:
     message = str(info.value)
     for field in ("customer_id", "event", "occurred_at", "received_at"):
         assert f"{field}: Field required" in message
+
+
+_WIRE = {"event_id": "e-1", "customer_id": "c-1", "event": "Ad Clicked",
+         "occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"customer_id": "c\x00"}, "customer_id"),
+        ({"event": "E\x00"}, "event"),
+        ({"user_id": "u\x00", "anonymous_id": "a"}, "user_id"),
+        ({"source": "\x00"}, "source"),
+        ({"properties": {"note": ["ok", "a\x00b"]}}, "properties.note[1]"),
+        ({"context": {"k\x00": 1}}, "context key"),
+    ],
+)
+def test_a_wire_record_with_a_nul_is_refused(fields: dict[str, Any], where: str) -> None:
+    """Records from other producers too: Postgres cannot store a NUL, so the stager refuses it."""
+    with pytest.raises(ValueError, match=r"contains a NUL character \(U\+0000\)") as refused:
+        Touchpoint.from_json(orjson.dumps({**_WIRE, **fields}))
+    assert str(refused.value).startswith(where)
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
+    touchpoint = Touchpoint.from_json(orjson.dumps({**_WIRE, "properties": {"p": "\\u0000"}}))
+    assert touchpoint.properties == {"p": "\\u0000"}
