@@ -1,13 +1,22 @@
 """Records that are not touchpoints go to the dead-letter topic; the stager keeps going."""
 
 import asyncio
+import json
 import uuid
 
+import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.integration.support import Stack, assert_counts_match, make_events, post_events, wait_applied
+from tests.integration.support import (
+    Stack,
+    assert_counts_match,
+    make_events,
+    plain_url,
+    post_events,
+    wait_applied,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +36,10 @@ BAD_RECORDS: list[tuple[bytes | None, str]] = [
                    "occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z"}),
      "contract"),
 ]
+# Not JSON Ingest would write, yet a touchpoint: stored, with NaN as null (jsonb has no NaN).
+ODD_BUT_VALID = (b'{"event_id": "odd-1", "customer_id": "c-odd", "event": "Page Scrolled", '
+                 b'"occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z", '
+                 b'"properties": {"ratio": NaN, "big": 1180591620717411303424}}')
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes | None, dict[str, bytes]]]:
@@ -59,11 +72,18 @@ async def test_bad_records_are_dead_lettered_and_counts_unaffected(stack: Stack)
             await post_events(client, ingest, events[:200], stack.write_key)
             for value, _ in BAD_RECORDS:
                 await producer.send_and_wait(stack.topic, value, key=b"c-1")
+            await producer.send_and_wait(stack.topic, ODD_BUT_VALID, key=b"c-odd")
             await post_events(client, ingest, events[200:], stack.write_key)
         finally:
             await producer.stop()
-        await wait_applied(stack.database_url, stack.topic, len(events) + len(BAD_RECORDS))
+        await wait_applied(stack.database_url, stack.topic, len(events) + len(BAD_RECORDS) + 1)
         assert stager.running, "the stager must survive bad records"
+        conn = await asyncpg.connect(plain_url(stack.database_url))
+        try:
+            stored = await conn.fetchval("SELECT properties::text FROM touchpoints WHERE event_id = 'odd-1'")
+        finally:
+            await conn.close()
+        assert json.loads(stored) == {"ratio": None, "big": 2**70}
         await assert_counts_match(client, api, events)
 
     dead = await read_topic(stack.bootstrap, f"{stack.topic}.dlq", len(BAD_RECORDS))

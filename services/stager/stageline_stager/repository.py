@@ -6,6 +6,7 @@ inserted go on to change stages, so a redelivered record changes nothing twice.
 """
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,19 +104,31 @@ class BatchOutcome:
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
 
 
-def _json_text(value: dict[str, Any]) -> str:
+def json_text(value: dict[str, Any]) -> str:
+    """JSON that Postgres's jsonb accepts, for any decoded record's properties or context."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value).decode()  # NaN and infinities (not JSON) become null
     except TypeError:  # integers beyond 64 bits: orjson refuses them, the json module does not
-        return json.dumps(value)
+        return json.dumps(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    """The value with NaN and infinities as None, as orjson writes them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 async def _insert_new(raw: Any, touchpoints: Sequence[Touchpoint], canon: Mapping[str, str]) -> set[str]:
     """Insert under each event's current customer; returns the ids that were new."""
     await raw.copy_records_to_table("staged_touchpoints", columns=_TOUCHPOINT_COLUMNS, records=[
         (t.event_id, canon[t.customer_id], t.event, t.channel, t.occurred_at, t.received_at,
-         t.clamped, _json_text(t.properties), t.type, t.anonymous_id, t.user_id,
-         _json_text(t.context), t.source)
+         t.clamped, json_text(t.properties), t.type, t.anonymous_id, t.user_id,
+         json_text(t.context), t.source)
         for t in touchpoints
     ])
     return {row[0] for row in await raw.fetch(_INSERT_TOUCHPOINTS)}
