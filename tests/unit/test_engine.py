@@ -161,6 +161,10 @@ def test_property_equality() -> None:
         ({"gt": 0}, {"n": 1}, False),
         ({"gt": 4}, MISSING, False),
         ({"ne": 4, "gt": 0}, "x", False),
+        # integers beyond any float (another producer's record) still compare
+        ({"gte": 4}, 10**400, True),
+        ({"lt": 4}, 10**400, False),
+        ({"lt": 4}, -(10**400), True),
         # booleans are not numbers
         ({"gte": 1}, True, False),
         ({"gt": 0}, True, False),

@@ -8,6 +8,7 @@ Times in the state are integer microseconds since the Unix epoch (UTC): compared
 and stored as they are, never parsed.
 """
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -67,7 +68,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float (a record from another producer)
+        return math.inf if value > 0 else -math.inf
 
 
 def _property_holds(test: PropertyTest, present: bool, value: Any) -> bool:
