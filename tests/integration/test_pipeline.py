@@ -2,6 +2,7 @@
 
 import asyncio
 
+import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,6 +12,7 @@ from tests.integration.support import (
     assert_counts_match,
     assert_timelines_match,
     make_events,
+    plain_url,
     post_events,
     wait_applied,
     with_resends,
@@ -93,3 +95,40 @@ async def test_two_stagers_share_partitions_and_count_exactly(stack: Stack) -> N
     assert sum(applied) == 4000, applied  # each event applied once, across all processes
     assert sum(skipped) == len(sent) - 4000, skipped
     assert sum(1 for a in applied[:2] if a > 0) == 2, "both first stagers must have had work"
+
+
+async def _drop_stager_connections(database_url: str) -> int:
+    """Terminate every other session on the test database (what a Postgres restart does to them)."""
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        return int(await conn.fetchval("""
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()
+        """))
+    finally:
+        await conn.close()
+
+
+async def test_stager_rides_out_dropped_database_connections(stack: Stack) -> None:
+    """Connections lost mid-batch: the stager retries, never exits, and counts stay exact."""
+    events = make_events(customers=300, events=3000, seed=5)
+    ingest = stack.start_ingest()
+    api = stack.start_api()
+    stager = stack.start_stager(STAGELINE_MAX_BATCH="50", STAGELINE_DB_RETRY_S="0.2")
+    async with stack.client() as client:
+        await post_events(client, ingest, events, stack.write_key)
+        dropped = 0
+        while await applied_offsets(stack.database_url, stack.topic) < len(events) and dropped < 200:
+            dropped += await _drop_stager_connections(stack.database_url)
+            await asyncio.sleep(0.05)
+            assert stager.running, "the stager must survive lost database connections"
+        assert dropped > 0
+        await wait_applied(stack.database_url, stack.topic, len(events))
+        assert stager.running
+        await assert_counts_match(client, api, events)
+        await assert_timelines_match(client, api, events)
+        metrics = (await client.get(f"{stager.base_url}/metrics")).text
+        assert metric(metrics, "stageline_stager_events_applied_total") == len(events)
+        retried = sum(sample.value for family in text_string_to_metric_families(metrics)
+                      for sample in family.samples if sample.name == "stageline_stager_db_retries_total")
+        assert retried > 0, "no batch met a dropped connection: the test did not test the retry"
