@@ -94,3 +94,30 @@ async def test_bad_records_are_dead_lettered_and_counts_unaffected(stack: Stack)
         assert headers["reason"].decode() == reason, value
         assert headers["error"], "the reason must be stated"
         assert headers["source"].decode().startswith(f"{stack.topic}/")
+
+
+async def test_a_record_postgres_refuses_is_dead_lettered_and_the_rest_applied(stack: Stack) -> None:
+    """Whatever Postgres refuses for its data (here a CHECK the test adds) costs only that record."""
+    conn = await asyncpg.connect(plain_url(stack.database_url))
+    try:
+        await conn.execute("ALTER TABLE touchpoints ADD CONSTRAINT test_refuses_poison "
+                           "CHECK (event <> 'Poison Pill')")
+    finally:
+        await conn.close()
+    events = make_events(customers=40, events=300, seed=12)
+    poison = {**events[0], "event_id": "poison-1", "event": "Poison Pill"}
+    ingest = stack.start_ingest()
+    stager = stack.start_stager()
+    api = stack.start_api()
+    async with stack.client() as client:
+        await post_events(client, ingest, [*events[:150], poison, *events[150:]], stack.write_key)
+        await wait_applied(stack.database_url, stack.topic, len(events) + 1)
+        assert stager.running
+        await assert_counts_match(client, api, events)
+        metrics = (await client.get(f"{stager.base_url}/metrics")).text
+    assert 'stageline_stager_dead_lettered_total{reason="unstorable"} 1.0' in metrics
+
+    [(value, headers)] = await read_topic(stack.bootstrap, f"{stack.topic}.dlq", 1)
+    assert value is not None and orjson.loads(value)["event_id"] == "poison-1"
+    assert headers["reason"] == b"unstorable"
+    assert b"23514" in headers["error"] and b"test_refuses_poison" in headers["error"]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stageline_shared.events import Touchpoint
 from stageline_shared.gc_tuning import collections_paused
 from stageline_stager import metrics
-from stageline_stager.dead_letter import Rejected, decode, send_to_dead_letter
+from stageline_stager.dead_letter import Rejected, decode, refused_data, send_to_dead_letter
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.repository import BatchOutcome, apply_touchpoints, read_offsets, store_offsets
 from stageline_stager.settings import StagerSettings
@@ -28,6 +28,7 @@ from stageline_stager.settings import StagerSettings
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[Any]]
+Decoded = tuple[Any, Touchpoint]  # (the consumer record, its touchpoint)
 
 
 class SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -140,14 +141,14 @@ class StagerLoop:
 
     async def _process(self, batch: Batch) -> None:
         started = time.perf_counter()
-        touchpoints: list[Touchpoint] = []
+        decoded_records: list[Decoded] = []
         rejected: list[Rejected] = []
         offsets: dict[tuple[str, int], int] = {}
         for tp, records in batch.items():
             for record in records:
                 decoded = decode(record)
                 if isinstance(decoded, Touchpoint):
-                    touchpoints.append(decoded)
+                    decoded_records.append((record, decoded))
                 else:
                     rejected.append(decoded)
             offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
@@ -155,7 +156,7 @@ class StagerLoop:
             self.dead_letters, self.settings.dlq_topic, rejected
         )):
             return  # stopping before the dead letters were acked: the batch will be replayed
-        if not await self._retry("database", lambda: self._commit(touchpoints, offsets)):
+        if not await self._retry("database", lambda: self._store(decoded_records, offsets)):
             return
         outcome = self._last_outcome
         for (topic, partition), offset in offsets.items():
@@ -189,6 +190,43 @@ class StagerLoop:
         async with self.db.begin() as conn:
             self._last_outcome = await apply_touchpoints(conn, self.engines, touchpoints)
             await store_offsets(conn, self.settings.group_id, self.cluster_id, offsets)
+
+    async def _store(self, decoded: list[Decoded], offsets: dict[tuple[str, int], int]) -> None:
+        """Apply the batch with its offsets; if Postgres refuses a record for its data, apply the
+        rest without it and dead-letter it, so one record cannot block its partition."""
+        try:
+            await self._commit([touchpoint for _, touchpoint in decoded], offsets)
+            return
+        except Exception as exc:
+            state = refused_data(exc)
+            if state is None:
+                raise
+            log.warning("Postgres refused the data of a batch of %d records (%s: %s); "
+                        "applying it in parts to find the record", len(decoded), state, exc)
+        outcome = BatchOutcome()
+        refused = await self._apply_storable(decoded, outcome)
+        await send_to_dead_letter(self.dead_letters, self.settings.dlq_topic, refused)
+        await self._commit([], offsets)  # after the refused records are safe in the dead letters
+        self._last_outcome = outcome
+
+    async def _apply_storable(self, decoded: list[Decoded], outcome: BatchOutcome) -> list[Rejected]:
+        """Apply these records in halves, each in its own transaction, until every record
+        Postgres refuses stands alone; returns those. Parts applied before a crash are
+        deduplicated when the batch is replayed."""
+        try:
+            async with self.db.begin() as conn:
+                outcome.add(await apply_touchpoints(conn, self.engines, [t for _, t in decoded]))
+            return []
+        except Exception as exc:
+            state = refused_data(exc)
+            if state is None:
+                raise
+            if len(decoded) == 1:
+                return [Rejected(decoded[0][0], "unstorable",
+                                 f"Postgres refused the record ({state}): {exc}"[:1000])]
+        middle = len(decoded) // 2
+        return [*await self._apply_storable(decoded[:middle], outcome),
+                *await self._apply_storable(decoded[middle:], outcome)]
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[None]]) -> bool:
         """Run attempt() until it succeeds (True) or the loop is stopping (False).

@@ -103,6 +103,16 @@ class BatchOutcome:
     conflicts: list[Conflict] = field(default_factory=list)
     transitions: list[tuple[str, Transition]] = field(default_factory=list)
 
+    def add(self, other: "BatchOutcome") -> None:
+        """Count another part of the same batch in."""
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.suppressed += other.suppressed
+        self.erased += other.erased
+        self.merges += other.merges
+        self.conflicts += other.conflicts
+        self.transitions += other.transitions
+
 
 def json_text(value: dict[str, Any]) -> str:
     """JSON that Postgres's jsonb accepts, for any decoded record's properties or context."""
