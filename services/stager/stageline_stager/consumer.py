@@ -93,11 +93,12 @@ class StagerLoop:
             stored = await read_offsets(
                 conn, self.settings.group_id, self.cluster_id, sorted({tp.topic for tp in assigned})
             )
+        unstored = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
+        if unstored:
+            await self.consumer.seek_to_beginning(*unstored)
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
+            if offset is not None:
                 self.consumer.seek(tp, offset)
             self._next_offsets.pop(tp, None)
         log.info(
