@@ -93,11 +93,11 @@ class StagerLoop:
             stored = await read_offsets(
                 conn, self.settings.group_id, self.cluster_id, sorted({tp.topic for tp in assigned})
             )
-        unstored = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
-        if unstored:
-            await self.consumer.seek_to_beginning(*unstored)
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
+            # Nothing stored: the consumer's own start (auto_offset_reset=earliest; the stager
+            # never commits offsets to Kafka, so no group offset exists there unless another
+            # client committed one under this group id).
             if offset is not None:
                 self.consumer.seek(tp, offset)
             self._next_offsets.pop(tp, None)
