@@ -204,16 +204,29 @@ class StagerLoop:
                 raise
             log.warning("Postgres refused the data of a batch of %d records (%s: %s); "
                         "applying it in parts to find the record", len(decoded), state, exc)
-        outcome = BatchOutcome()
-        refused = await self._apply_storable(decoded, outcome)
+            outcome = BatchOutcome()
+            refused = await self._apply_parts(decoded, outcome, state, exc)
         await send_to_dead_letter(self.dead_letters, self.settings.dlq_topic, refused)
-        await self._commit([], offsets)  # after the refused records are safe in the dead letters
+        async with self.db.begin() as conn:  # after the refused records are safe in the dead letters
+            await store_offsets(conn, self.settings.group_id, self.cluster_id, offsets)
         self._last_outcome = outcome
 
+    async def _apply_parts(
+        self, decoded: list[Decoded], outcome: BatchOutcome, state: str, exc: Exception
+    ) -> list[Rejected]:
+        """Records Postgres refused as a whole (`state`, `exc`): a lone one is refused itself,
+        more are applied in halves, each in its own transaction, until every refused record
+        stands alone; returns those. Parts applied before a crash are deduplicated when the
+        batch is replayed."""
+        if len(decoded) == 1:
+            return [Rejected(decoded[0][0], "unstorable",
+                             f"Postgres refused the record ({state}): {exc}"[:1000])]
+        middle = len(decoded) // 2
+        return [*await self._apply_storable(decoded[:middle], outcome),
+                *await self._apply_storable(decoded[middle:], outcome)]
+
     async def _apply_storable(self, decoded: list[Decoded], outcome: BatchOutcome) -> list[Rejected]:
-        """Apply these records in halves, each in its own transaction, until every record
-        Postgres refuses stands alone; returns those. Parts applied before a crash are
-        deduplicated when the batch is replayed."""
+        """Apply these records in one transaction, or in parts if Postgres refuses them."""
         try:
             async with self.db.begin() as conn:
                 outcome.add(await apply_touchpoints(conn, self.engines, [t for _, t in decoded]))
@@ -222,12 +235,7 @@ class StagerLoop:
             state = refused_data(exc)
             if state is None:
                 raise
-            if len(decoded) == 1:
-                return [Rejected(decoded[0][0], "unstorable",
-                                 f"Postgres refused the record ({state}): {exc}"[:1000])]
-        middle = len(decoded) // 2
-        return [*await self._apply_storable(decoded[:middle], outcome),
-                *await self._apply_storable(decoded[middle:], outcome)]
+            return await self._apply_parts(decoded, outcome, state, exc)
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[None]]) -> bool:
         """Run attempt() until it succeeds (True) or the loop is stopping (False).
