@@ -3,6 +3,12 @@
 Offsets live in Postgres beside the effects they cover, and the consumer seeks to them whenever
 partitions are assigned, so a crash at any point replays only what was not committed, and the
 replayed records are deduplicated by event_id.
+
+Rebalances: aiokafka hands out the new assignment (and can return records from it) before the
+assignment callback runs, so records are processed only once the callback has positioned every
+partition; anything returned earlier is dropped and fetched again from the stored offset. The
+revocation callback waits for the batch in hand, so its offsets are in Postgres before the group
+gives its partitions to another stager.
 """
 
 import asyncio
@@ -12,6 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -27,6 +34,15 @@ from stageline_stager.settings import StagerSettings
 
 log = logging.getLogger(__name__)
 
+# Raised by statements sent on the raw asyncpg connection, so not wrapped by SQLAlchemy: a
+# deadlock or serialization failure (class 40), a lost connection (08), a shutdown or a
+# cancel (57).
+_TRANSIENT_POSTGRES = (
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
 Batch = dict[TopicPartition, list[Any]]
 Decoded = tuple[Any, Touchpoint]  # (the consumer record, its touchpoint)
 
@@ -38,9 +54,7 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        # Nothing to flush: a batch is committed with its offsets or not at all.
-        if revoked:
-            log.info("partitions revoked: %s", _names(revoked))
+        await self._loop.hold_for_rebalance(revoked)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         await self._loop.seek_to_stored(assigned)
@@ -66,6 +80,8 @@ class StagerLoop:
         self.cluster_id = cluster_id
         self._stopping = asyncio.Event()
         self._next_offsets: dict[TopicPartition, int] = {}
+        self._positioned = False  # every assigned partition sits at its stored offset
+        self._batch_in_hand = asyncio.Lock()
         self._last_outcome = BatchOutcome()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -86,21 +102,48 @@ class StagerLoop:
             log.info("stop requested: finishing the batch in hand")
         self._stopping.set()
 
+    async def hold_for_rebalance(self, revoked: Sequence[TopicPartition]) -> None:
+        """Stop processing until the next assignment is positioned, and let the batch in hand
+        finish first (bounded by rebalance_wait_s, so a database outage cannot stall the group)."""
+        self._positioned = False
+        try:
+            async with asyncio.timeout(self.settings.rebalance_wait_s):
+                await self._batch_in_hand.acquire()
+            self._batch_in_hand.release()
+        except TimeoutError:
+            log.warning("rebalance: the batch in hand is still not stored after %.0fs; "
+                        "its records may be applied again by the next owner (deduplicated)",
+                        self.settings.rebalance_wait_s)
+        if revoked:
+            log.info("partitions revoked: %s", _names(revoked))
+
     async def seek_to_stored(self, assigned: Sequence[TopicPartition]) -> None:
+        """Put every assigned partition at its offset stored in Postgres, or at the beginning of
+        the partition when none is stored (whatever any client committed in Kafka)."""
         if not assigned:
+            self._positioned = True
             return
-        async with self.db.connect() as conn:
-            stored = await read_offsets(
-                conn, self.settings.group_id, self.cluster_id, sorted({tp.topic for tp in assigned})
-            )
+        self.consumer.pause(*assigned)
+        stored: dict[tuple[str, int], int] = {}
+
+        async def read() -> None:
+            async with self.db.connect() as conn:
+                stored.update(await read_offsets(
+                    conn, self.settings.group_id, self.cluster_id, sorted({tp.topic for tp in assigned})
+                ))
+
+        if not await self._retry("reading offsets", read):
+            return
+        unstored = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
+        if unstored:
+            await self.consumer.seek_to_beginning(*unstored)
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
-            # Nothing stored: the consumer's own start (auto_offset_reset=earliest; the stager
-            # never commits offsets to Kafka, so no group offset exists there unless another
-            # client committed one under this group id).
             if offset is not None:
                 self.consumer.seek(tp, offset)
             self._next_offsets.pop(tp, None)
+        self.consumer.resume(*assigned)
+        self._positioned = True
         log.info(
             "partitions assigned: %s (resuming from %s)",
             _names(assigned),
@@ -136,8 +179,13 @@ class StagerLoop:
                 await asyncio.sleep(1)
                 continue
             if batch:
-                with collections_paused():
-                    await self._process(batch)
+                async with self._batch_in_hand:
+                    if not self._positioned:
+                        log.debug("dropped %d records returned before the assignment was positioned",
+                                  sum(len(r) for r in batch.values()))
+                        continue
+                    with collections_paused():
+                        await self._process(batch)
             self._report_lag()
 
     async def _process(self, batch: Batch) -> None:
@@ -246,7 +294,7 @@ class StagerLoop:
             try:
                 await attempt()
                 return True
-            except (OperationalError, DBAPIError, KafkaError, OSError) as exc:
+            except (OperationalError, DBAPIError, KafkaError, OSError, *_TRANSIENT_POSTGRES) as exc:
                 reason = type(getattr(exc, "orig", exc)).__name__
                 metrics.DB_RETRIES.labels(reason).inc()
                 if self._stopping.is_set():
