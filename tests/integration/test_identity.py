@@ -21,6 +21,7 @@ from stageline_shared.database import make_engine
 from stageline_shared.events import Touchpoint, TouchpointType
 from stageline_shared.journeys import load_journeys
 from stageline_stager.engine import JourneyEngine
+from stageline_stager.identity import lock_identities
 from stageline_stager.repository import apply_touchpoints
 from tests.integration.support import (
     STAGES,
@@ -253,3 +254,27 @@ async def test_erase_removes_everything_and_suppresses_later_events(stack: Stack
         assert (await client.get("/v1/customers/anon-0-1/timeline")).status_code == 404
         counts = (await client.get("/v1/journeys/shop/stages")).json()
         assert counts["total"] == 1
+
+
+async def test_an_id_created_by_a_concurrent_batch_is_locked_once_that_batch_commits(database_url: str) -> None:
+    """lock_identities inserts only missing ids: one another batch is creating right now makes
+    the insert wait, then is locked and mapped like any existing id."""
+    url = plain_url(database_url)
+    first, second, observer = [await asyncpg.connect(url) for _ in range(3)]
+    try:
+        await first.execute("BEGIN")
+        assert await lock_identities(first, ["raced", "first-only"]) == {
+            "raced": "raced", "first-only": "first-only"}
+        await second.execute("BEGIN")
+        waiting = asyncio.create_task(lock_identities(second, ["raced", "second-only"]))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the insert of 'raced' must wait for the first batch"
+        await first.execute("UPDATE identities SET customer_id = 'merged' WHERE id = 'raced'")
+        await first.execute("COMMIT")
+        assert await asyncio.wait_for(waiting, 10) == {"raced": "merged", "second-only": "second-only"}
+        with pytest.raises(asyncpg.exceptions.LockNotAvailableError):  # the second batch holds it
+            await observer.fetch("SELECT id FROM identities WHERE id = 'raced' FOR UPDATE NOWAIT")
+        await second.execute("COMMIT")
+    finally:
+        for conn in (first, second, observer):
+            await conn.close()

@@ -68,20 +68,34 @@ def plan_links(
     return merges, conflicts
 
 
+_LOCK = "SELECT id, customer_id FROM identities WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
+_CREATE = """
+    INSERT INTO identities (id, customer_id)
+    SELECT i, i FROM unnest($1::text[]) AS t(i) ORDER BY i
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+"""
+
+
 async def lock_identities(raw: Any, ids: Sequence[str]) -> dict[str, str]:
-    """Create missing identity rows, lock all of them in id order; id → customer.
+    """Lock the rows of these ids in id order, creating the missing ones; id → customer.
 
     `raw` is the asyncpg connection under the batch's transaction (the hot path of every batch).
+    Most ids exist, so they are locked first and only the rest inserted (probing every id with
+    the insert cost more than the lock). An id another batch created in between is locked after
+    its insert waited for that batch; should that ever close a cycle, Postgres reports a
+    deadlock and the batch is retried.
     """
     ordered = sorted(set(ids))
-    await raw.execute("""
-        INSERT INTO identities (id, customer_id)
-        SELECT i, i FROM unnest($1::text[]) AS t(i) ORDER BY i
-        ON CONFLICT (id) DO NOTHING
-    """, ordered)
-    return dict(await raw.fetch("""
-        SELECT id, customer_id FROM identities WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
-    """, ordered))
+    canon: dict[str, str] = dict(await raw.fetch(_LOCK, ordered))
+    missing = [i for i in ordered if i not in canon]
+    if missing:
+        created = {row[0] for row in await raw.fetch(_CREATE, missing)}
+        canon.update((i, i) for i in created)
+        raced = [i for i in missing if i not in created]
+        if raced:
+            canon.update(dict(await raw.fetch(_LOCK, raced)))
+    return canon
 
 
 async def suppressed_ids(raw: Any, ids: Sequence[str]) -> set[str]:
