@@ -23,6 +23,10 @@ class ApiError(Exception):
         self.headers = headers
         self.extra = extra
 
+    def response(self) -> Response:
+        """The JSON error answer: {"code", "message", ...extra} with the status and headers."""
+        return error_response(self.status, self.code, self.message, self.headers, **self.extra)
+
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response serialised with orjson."""
@@ -39,7 +43,7 @@ def error_response(
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -9,10 +9,14 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client.parser import text_string_to_metric_families
 
 from stageline_devstack.broker import Broker, free_port
 from stageline_ingest.app import create_app
+from stageline_ingest.fast_path import EventsFastPath
 from stageline_ingest.settings import IngestSettings
+from stageline_shared.http_metrics import _Timed
 from tests.integration.support import Stack, create_keys, wait_applied
 
 pytestmark = pytest.mark.integration
@@ -187,3 +191,38 @@ async def test_hostile_strings_are_stored_verbatim(stack: Stack) -> None:
             response = await client.get(f"{api}/v1/customers/{customer}")
             assert response.status_code == 200, response.text
             assert response.json()["customer_id"] == event["customer_id"]
+
+
+async def test_events_take_the_fast_path_inside_cors_and_the_request_metric(
+    broker: Broker, topic: str, database_url: str
+) -> None:
+    """POST /v1/events skips FastAPI's routing (stageline_ingest.fast_path) yet keeps CORS, the
+    request metric and the error answers every route has."""
+    settings = IngestSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, topic=topic,
+                              topic_partitions=1, DATABASE_URL=database_url,
+                              cors_origins=["https://shop.example"])
+    keys = await create_keys(database_url)
+    app = create_app(settings)
+    assert [m.cls for m in app.user_middleware] == [CORSMiddleware, _Timed, EventsFastPath]
+    async for client in _client(app, keys["write"]):
+        before = _request_counts((await client.get("/metrics")).text)
+        origin = {"Origin": "https://shop.example"}
+        accepted = await client.post("/v1/events", json=GOOD, headers=origin)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.headers["access-control-allow-origin"] == "https://shop.example"
+        refused = await client.post("/v1/events", json=GOOD, auth=("nope", ""))
+        assert (refused.status_code, error_of(refused)["code"]) == (401, "invalid_key")
+        malformed = await client.post("/v1/events", content=b"{")
+        assert (malformed.status_code, error_of(malformed)["code"]) == (400, "malformed_json")
+        after = _request_counts((await client.get("/metrics")).text)
+    changed = {status: after[status] - before.get(status, 0) for status in after}
+    assert {status: n for status, n in changed.items() if n} == {"202": 1, "401": 1, "400": 1}
+
+
+def _request_counts(metrics: str) -> dict[str, float]:
+    """Requests to POST /v1/events by status, from ingest's request metric."""
+    return {sample.labels["status"]: sample.value
+            for family in text_string_to_metric_families(metrics) for sample in family.samples
+            if sample.name == "stageline_http_request_duration_seconds_count"
+            and sample.labels["route"] == "/v1/events" and sample.labels["method"] == "POST"
+            and sample.labels["service"] == "ingest"}

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import multiprocess
 
 from stageline_ingest.endpoints import router
+from stageline_ingest.fast_path import EventsFastPath, events_route
 from stageline_ingest.producer import TouchpointProducer
 from stageline_ingest.segment import router as segment_router
 from stageline_ingest.settings import IngestSettings
@@ -76,6 +77,12 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(router)
+    app.include_router(segment_router)
+    app.include_router(probes.router)
+    # Middlewares added later wrap those added before: CORS, then the request metric, then the
+    # fast path of POST /v1/events.
+    app.add_middleware(EventsFastPath, route=events_route(router.routes))
     instrument(app, "ingest")
     if settings.cors_origins:
         # Browser SDKs send the write key as Basic auth, so the header must be allowed.
@@ -83,7 +90,4 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Content-Encoding"], max_age=600,
         )
-    app.include_router(router)
-    app.include_router(segment_router)
-    app.include_router(probes.router)
     return app
