@@ -5,12 +5,24 @@ prometheus_client is first imported; every worker then writes its samples there 
 answers with the sum over all workers, whichever worker serves it.
 """
 
+import functools
 import os
+import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_SECONDS = Histogram(
@@ -51,13 +63,43 @@ class _Timed:
             )
 
 
+_WORKER_FILE = re.compile(r"_(\d+)\.db$")  # counter_1234.db, gauge_livesum_1234.db, …
+
+
+class WorkerProcesses(Collector):
+    """process_* metrics (CPU, memory, open files, start time) of every live worker writing to
+    the multiprocess directory, labelled by pid: prometheus_client's multiprocess mode has none."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = Path(directory)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in sorted(self._pids()):
+            # A worker that just exited yields nothing: the collector skips an unreadable /proc.
+            for family in ProcessCollector(pid=functools.partial(str, pid), registry=None).collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        yield from families.values()
+
+    def _pids(self) -> set[int]:
+        pids = {int(m.group(1)) for path in self._directory.glob("*.db")
+                if (m := _WORKER_FILE.search(path.name))}
+        return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+
+
 def exposition() -> bytes:
-    """The metrics in Prometheus text format: this process's, or all workers' summed."""
+    """The metrics in Prometheus text format: this process's, or all workers' summed (and each
+    live worker's process_* metrics, by pid)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         return generate_latest()
     registry = CollectorRegistry()
     MultiProcessCollector(registry, directory)
+    registry.register(WorkerProcesses(directory))
     return generate_latest(registry)
 
 

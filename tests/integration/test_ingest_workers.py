@@ -102,6 +102,20 @@ async def assert_metrics_sum(url: str, requests: int) -> None:
             await asyncio.sleep(0.1)
 
 
+async def assert_process_metrics(url: str, pids: list[int]) -> None:
+    """Each live worker's own process_* metrics, labelled by its pid, whoever answers."""
+    for _ in range(4):
+        async with httpx.AsyncClient(timeout=30) as client:
+            text = (await client.get(f"{url}/metrics")).text
+        for pid in pids:
+            rss = metric(text, "process_resident_memory_bytes", pid=str(pid))
+            assert 10 * 2**20 < rss < 2**31, (pid, rss)
+            assert metric(text, "process_cpu_seconds_total", pid=str(pid)) > 0, pid
+        served = {s.labels["pid"] for family in text_string_to_metric_families(text)
+                  for s in family.samples if s.name == "process_resident_memory_bytes"}
+        assert served == {str(pid) for pid in pids}, "only live workers, each once"
+
+
 async def test_two_workers_share_the_load_and_metrics_are_summed(stack: Stack) -> None:
     url = stack.start_ingest(STAGELINE_INGEST_WORKERS="2")
     service = stack.processes[-1]
@@ -111,6 +125,7 @@ async def test_two_workers_share_the_load_and_metrics_are_summed(stack: Stack) -
 
     requests = await send_until_every_worker_served(url, stack.write_key, directory, pids)
     await assert_metrics_sum(url, requests)
+    await assert_process_metrics(url, pids)
 
     # A worker killed outright is replaced; the counts it made stay in the sum.
     os.kill(pids[0], signal.SIGKILL)
@@ -118,11 +133,10 @@ async def test_two_workers_share_the_load_and_metrics_are_summed(stack: Stack) -
     while len(current := workers(service)) != 2 or pids[0] in current:
         assert time.monotonic() < deadline, "the killed worker was not replaced"
         await asyncio.sleep(0.2)
-    async with httpx.AsyncClient(timeout=30) as client:
-        while (await client.get(f"{url}/healthz")).status_code != 200:
-            await asyncio.sleep(0.2)
-    await asyncio.gather(*(post(url, stack.write_key) for _ in range(10)))
-    await assert_metrics_sum(url, requests + 10)
+    # Listed as soon as it is spawned, the new worker has metrics only once it serves requests.
+    requests += await send_until_every_worker_served(url, stack.write_key, directory, current)
+    await assert_metrics_sum(url, requests)
+    await assert_process_metrics(url, current)  # the killed worker's files stay; its pid does not
 
     # SIGTERM stops the workers and the parent cleanly, and the metrics directory goes with them.
     assert service.stop() == 0
