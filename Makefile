@@ -20,10 +20,11 @@ install: $(VENV)/.installed ## Create .venv and install the three services with 
 run: install ## Start broker, Postgres and the three services (Ctrl-C stops all)
 	$(PY) -m stageline_devstack run
 
-system-deps: ## Debian packages the tests need (docker-compose, to validate docker-compose.yml)
-	@command -v docker-compose >/dev/null || { \
+system-deps: ## Debian packages the tests need (docker-compose and promtool validate deploy files)
+	@{ command -v docker-compose >/dev/null && command -v promtool >/dev/null; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-compose >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends docker-compose prometheus >/dev/null; }
 
 node-deps: ## npm ci for the @segment/analytics-node check in tests/sdk/node (skipped without node)
 	@if command -v node >/dev/null && command -v npm >/dev/null; then \

@@ -72,7 +72,7 @@ def test_app_services_wait_for_migrations() -> None:
 def test_prometheus_config_is_valid() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool is not installed (apt-get install prometheus)")
+        pytest.fail("promtool is not on PATH; run `make system-deps` to install it (Debian's prometheus)")
     result = subprocess.run(
         [promtool, "check", "config", str(PROMETHEUS_CONFIG.relative_to(ROOT))],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
