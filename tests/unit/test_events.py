@@ -1,5 +1,6 @@
 """The touchpoint contract: what TouchpointIn accepts, how stamp completes it, the wire format."""
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -36,6 +37,18 @@ def test_event_id_assigned_when_missing() -> None:
 
     assert uuid.UUID(first.event_id)
     assert first.event_id != second.event_id
+
+
+def test_assigned_event_ids_are_time_ordered_uuid7() -> None:
+    """Sorted as made (new touchpoints append to the primary-key index), and RFC 9562's layout:
+    version 7, the RFC's variant, the time of making in the leading 48 bits."""
+    before = int(time.time() * 1000)
+    ids = [stamp(TouchpointIn.model_validate(_event()), RECEIVED).event_id for _ in range(2000)]
+    after = int(time.time() * 1000)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for value in (uuid.UUID(ids[0]), uuid.UUID(ids[-1])):
+        assert (value.version, value.variant) == (7, uuid.RFC_4122)
+        assert before <= value.int >> 80 <= after
 
 
 def test_event_id_kept_when_given() -> None:

@@ -89,7 +89,7 @@ def without_generated_id(record: WireRecord) -> dict[str, Any]:
 @settings(max_examples=600)
 @given(events)
 def test_plain_encoding_is_the_pydantic_record(item: dict[str, Any]) -> None:
-    record = encode_plain(item, orjson.dumps(item), RECEIVED, "site")
+    record = encode_plain(item, RECEIVED, "site")
     expected = reference(item)
     if record is None:
         return  # the caller falls back to the pydantic path
@@ -129,7 +129,7 @@ def test_plain_events_take_the_fast_path() -> None:
         {"customer_id": "c", "event": "x", "occurred_at": "2099-01-01T00:00:00Z", "properties": {}},
     ]
     for item in items:
-        record = encode_plain(item, orjson.dumps(item), RECEIVED, "site")
+        record = encode_plain(item, RECEIVED, "site")
         assert record is not None, item
         expected = reference(item)
         assert isinstance(expected, WireRecord)
@@ -144,3 +144,21 @@ def test_murmur2_is_kafkas(key: bytes) -> None:
     assert murmur2(key) == aiokafka_murmur2(key)
     partitions = [0, 1, 2, 3, 4, 5]
     assert partition_of(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
+
+
+def test_the_size_limit_is_on_the_event_as_sent() -> None:
+    """The limit counts the event's own JSON, not the larger record Stageline writes for it."""
+    def event_of(size: int) -> dict[str, Any]:
+        item = {"event_id": "e-1", "customer_id": "c-1", "event": "Product Viewed", "properties": {"p": ""}}
+        item["properties"] = {"p": "x" * (size - len(orjson.dumps(item)))}
+        assert len(orjson.dumps(item)) == size
+        return item
+
+    at_limit, over = event_of(MAX_EVENT_BYTES), event_of(MAX_EVENT_BYTES + 1)
+    intake = read_events(orjson.dumps({"batch": [at_limit, over]}), RECEIVED, "site")
+    assert intake.accepted == [reference(at_limit)]
+    assert len(intake.accepted[0].value) > MAX_EVENT_BYTES  # the record is larger than the limit
+    assert intake.rejected == [
+        {"index": 1, "error": f"event is {MAX_EVENT_BYTES + 1} bytes; the limit is {MAX_EVENT_BYTES}"}
+    ]
+    assert intake.reasons == ["too_large"]

@@ -6,7 +6,6 @@ order with that id's events; the stager then erases the customer and suppresses 
 
 import asyncio
 import logging
-import uuid
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
@@ -16,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from stageline_api.auth import AUTH_ERRORS, require_admin_key
 from stageline_api.schemas import EraseQueued
 from stageline_shared.errors import ApiError
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import Touchpoint, new_event_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["privacy"], dependencies=[Depends(require_admin_key)], responses=AUTH_ERRORS)
@@ -59,7 +58,7 @@ async def erase_customer(request: Request, customer_id: str) -> EraseQueued:
     if not customer_id or len(customer_id) > 255:
         raise ApiError(422, "invalid_request", "customer id must be 1-255 characters")
     now = datetime.now(UTC)
-    erase = Touchpoint(type="erase", event_id=f"erase-{uuid.uuid4()}", customer_id=customer_id,
+    erase = Touchpoint(type="erase", event_id=f"erase-{new_event_id()}", customer_id=customer_id,
                        event="Customer Erased", occurred_at=now, received_at=now)
     producer: EraseProducer = request.app.state.producer
     try:

@@ -5,7 +5,6 @@ userId when present, else anonymousId. Segment's own limits apply: 32 KB a messa
 request, 2,500 messages a batch.
 """
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -18,6 +17,7 @@ from stageline_shared.events import (
     MAX_FUTURE_SKEW,
     Touchpoint,
     describe_validation_error,
+    new_event_id,
     parse_timestamp,
     reject_nul,
     require_printable,
@@ -241,7 +241,7 @@ def _touchpoint(
     try:
         return Touchpoint(
             type=kind,
-            event_id=message.messageId or str(uuid.uuid4()),
+            event_id=message.messageId or new_event_id(),
             customer_id=customer_id,
             event=event,
             channel=_channel(kind, context),
