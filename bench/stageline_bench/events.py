@@ -28,8 +28,11 @@ def customer_id(prefix: str, number: int) -> str:
     return f"{prefix}-c-{number:07d}"
 
 
-def client_event(event_id: str, customer: str, rng: random.Random, name: str | None = None) -> dict[str, Any]:
-    return {
+def client_event(
+    event_id: str | None, customer: str, rng: random.Random, name: str | None = None
+) -> dict[str, Any]:
+    """A client event; without an event id when `event_id` is None (ingest assigns one)."""
+    event = {
         "event_id": event_id,
         "customer_id": customer,
         "event": name or rng.choice(EVENT_NAMES),
@@ -37,15 +40,21 @@ def client_event(event_id: str, customer: str, rng: random.Random, name: str | N
         "occurred_at": (BASE_TIME + timedelta(seconds=rng.randrange(86_400))).isoformat(),
         "properties": {"sku": f"SKU-{rng.randrange(1000)}"},
     }
+    if event_id is None:
+        del event["event_id"]
+    return event
 
 
-def batch_templates(tag: str, count: int, batch: int, customers: int, seed: int) -> list[bytes]:
-    """`count` request bodies {"batch": [...]} whose event ids hold PLACEHOLDER."""
+def batch_templates(
+    tag: str, count: int, batch: int, customers: int, seed: int, with_ids: bool = True
+) -> list[bytes]:
+    """`count` request bodies {"batch": [...]} whose event ids hold PLACEHOLDER (or that carry
+    no event ids: each is then unique because ingest assigns it)."""
     rng = random.Random(seed)
     bodies = []
     for template in range(count):
         events = [
-            client_event(f"{tag}-{PLACEHOLDER}-{template:03d}{index:03d}",
+            client_event(f"{tag}-{PLACEHOLDER}-{template:03d}{index:03d}" if with_ids else None,
                          customer_id(tag, rng.randrange(customers)), rng)
             for index in range(batch)
         ]

@@ -7,6 +7,7 @@ events/s is the durable intake rate.
 import base64
 import os
 import zlib
+from typing import Any
 
 from stageline_bench.config import BenchConfig
 from stageline_bench.cpu import CpuMeter
@@ -14,7 +15,7 @@ from stageline_bench.events import batch_templates
 from stageline_bench.loadgen import LoadResult, LoadSpec, run_load
 from stageline_bench.progress import log
 from stageline_bench.results import Results
-from stageline_bench.stack import BenchStack
+from stageline_bench.stack import BenchStack, Service
 
 TEMPLATES = 500  # distinct request bodies per load run (customers spread over the pool)
 # One uvicorn worker per core: measured best on 2 cores shared with the broker and wrk (1 worker
@@ -28,16 +29,56 @@ def basic_auth(write_key: str) -> str:
 
 def post_events(
     base_url: str, write_key: str, config: BenchConfig, tag: str, connections: int, seconds: float,
+    with_ids: bool = True,
 ) -> LoadResult:
-    """A closed-loop run of POST /v1/events with unique event ids (tag makes them unique per run)."""
+    """A closed-loop run of POST /v1/events with unique event ids (tag makes them unique per run),
+    or with none, so that ingest assigns them."""
     templates = TEMPLATES if not config.quick else 20
-    bodies = batch_templates(tag, templates, config.batch, config.customers, seed=zlib.crc32(tag.encode()))
+    bodies = batch_templates(tag, templates, config.batch, config.customers,
+                             seed=zlib.crc32(tag.encode()), with_ids=with_ids)
     spec = LoadSpec(
         base_url=base_url, method="POST", paths=["/v1/events"], connections=connections,
         duration_s=seconds, expect_status=202, bodies=[b.decode() for b in bodies],
         headers={"Authorization": basic_auth(write_key), "Content-Type": "application/json"},
     )
     return run_load(spec, config.generator)
+
+
+def _measure(
+    stack: BenchStack, ingest: Service, key: str, config: BenchConfig, results: Results,
+    connections: int, with_ids: bool,
+) -> dict[str, Any]:
+    """One load run: its figures into results (prefix ingest.c<connections>, plus `_without_ids`
+    for events sent without ids), its CPU and generator details returned."""
+    cpu_before, broker_before = ingest.cpu_s(), stack.broker_cpu_s()
+    meter = CpuMeter([ingest]).start()
+    result = post_events(ingest.base_url, key, config, f"i{connections}{int(with_ids)}{stack.run_id}",
+                         connections, config.ingest_seconds, with_ids)
+    ingest_cores = (ingest.cpu_s() - cpu_before) / result.duration_s
+    generator_cores = result.cpu_s / result.duration_s
+    broker_after = stack.broker_cpu_s()
+    broker_cores = None if broker_before is None or broker_after is None else \
+        (broker_after - broker_before) / result.duration_s
+    cpu = meter.read(result.ok * config.batch)
+    if result.ok == 0:
+        raise RuntimeError(f"ingest accepted nothing at {connections} connections "
+                           f"({result.failed} failures)")
+    rate = result.ok * config.batch / result.duration_s
+    prefix = f"ingest.c{connections}" + ("" if with_ids else "_without_ids")
+    label = f"Ingest, {connections} connections" + ("" if with_ids else ", events without ids")
+    results.add(f"{prefix}.events_per_s", label, rate, "events/s")
+    results.add(f"{prefix}.p50_ms", f"{label}, request p50", result.p50_ms, "ms")
+    results.add(f"{prefix}.p99_ms", f"{label}, request p99", result.p99_ms, "ms")
+    log.info("%s: %.0f events/s, p50 %.1f ms, p99 %.1f ms, %d failed; "
+             "CPU: ingest %.2f cores, %s %.2f cores, broker %s cores, machine busy %.2f of %d; "
+             "ingest %.1f µs per event", label, rate, result.p50_ms, result.p99_ms,
+             result.failed, ingest_cores, result.generator, generator_cores,
+             "?" if broker_cores is None else f"{broker_cores:.2f}", cpu["machine_busy_cores"],
+             os.cpu_count() or 1, cpu.get("cpu_us_per_event_ingest", 0.0))
+    return {"requests_ok": result.ok, "requests_failed": result.failed,
+            "seconds": result.duration_s, "max_ms": result.max_ms, "generator": result.generator,
+            "ingest_cpu_cores": ingest_cores, "generator_cpu_cores": generator_cores,
+            "broker_cpu_cores": broker_cores, "cpu": cpu}
 
 
 def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
@@ -49,37 +90,12 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     details = {}
     for connections in config.concurrencies:
         log.info("ingest: %d connections for %gs", connections, config.ingest_seconds)
-        cpu_before, broker_before = ingest.cpu_s(), stack.broker_cpu_s()
-        meter = CpuMeter([ingest]).start()
-        result = post_events(ingest.base_url, key, config, f"i{connections}{stack.run_id}",
-                             connections, config.ingest_seconds)
-        ingest_cores = (ingest.cpu_s() - cpu_before) / result.duration_s
-        generator_cores = result.cpu_s / result.duration_s
-        broker_after = stack.broker_cpu_s()
-        broker_cores = None if broker_before is None or broker_after is None else \
-            (broker_after - broker_before) / result.duration_s
-        cpu = meter.read(result.ok * config.batch)
-        if result.ok == 0:
-            raise RuntimeError(f"ingest accepted nothing at {connections} connections "
-                               f"({result.failed} failures)")
-        rate = result.ok * config.batch / result.duration_s
-        prefix = f"ingest.c{connections}"
-        label = f"Ingest, {connections} connections"
-        results.add(f"{prefix}.events_per_s", label, rate, "events/s")
-        results.add(f"{prefix}.p50_ms", f"{label}, request p50", result.p50_ms, "ms")
-        results.add(f"{prefix}.p99_ms", f"{label}, request p99", result.p99_ms, "ms")
-        details[str(connections)] = {"requests_ok": result.ok, "requests_failed": result.failed,
-                                     "seconds": result.duration_s, "max_ms": result.max_ms,
-                                     "generator": result.generator,
-                                     "ingest_cpu_cores": ingest_cores,
-                                     "generator_cpu_cores": generator_cores,
-                                     "broker_cpu_cores": broker_cores, "cpu": cpu}
-        log.info("ingest: %d connections: %.0f events/s, p50 %.1f ms, p99 %.1f ms, %d failed; "
-                 "CPU: ingest %.2f cores, %s %.2f cores, broker %s cores, machine busy %.2f of %d; "
-                 "ingest %.1f µs per event", connections, rate, result.p50_ms, result.p99_ms,
-                 result.failed, ingest_cores, result.generator, generator_cores,
-                 "?" if broker_cores is None else f"{broker_cores:.2f}", cpu["machine_busy_cores"],
-                 os.cpu_count() or 1, cpu.get("cpu_us_per_event_ingest", 0.0))
+        details[str(connections)] = _measure(stack, ingest, key, config, results, connections, True)
+    # Clients that send no event ids (ingest assigns each a UUIDv7), at the highest concurrency.
+    connections = max(config.concurrencies)
+    log.info("ingest: %d connections for %gs, events without ids", connections, config.ingest_seconds)
+    without_ids = _measure(stack, ingest, key, config, results, connections, False)
     workers = int(config.service_env.get("STAGELINE_INGEST_WORKERS", WORKERS))
-    results.details["ingest"] = {"batch": config.batch, "workers": workers, "by_connections": details}
+    results.details["ingest"] = {"batch": config.batch, "workers": workers, "by_connections": details,
+                                 "without_ids": {str(connections): without_ids}}
     stack.stop_services("ingest")

@@ -116,6 +116,14 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
                      f"{_n(v(f'ingest.c{c}.events_per_s'), 'events/s')} "
                      f"(p50 {_n(v(f'ingest.c{c}.p50_ms'), 'ms')}, p99 {_n(v(f'ingest.c{c}.p99_ms'), 'ms')}"
                      f"{cpu_text})", f"ingest.c{c}/raw.producer"))
+    for c, cpu in report["details"].get("ingest", {}).get("without_ids", {}).items():
+        rate, raw = v(f"ingest.c{c}_without_ids.events_per_s"), v("raw.producer.events_per_s")
+        share = f"{rate / raw:.1%} of raw send_batch; " if rate and raw else ""
+        rows.append((f"Ingest over HTTP, {c} connections, events sent without ids (ingest assigns them)",
+                     f"{_n(rate, 'events/s')} ({share}p50 {_n(v(f'ingest.c{c}_without_ids.p50_ms'), 'ms')}, "
+                     f"p99 {_n(v(f'ingest.c{c}_without_ids.p99_ms'), 'ms')}; CPU cores: ingest "
+                     f"{cpu['ingest_cpu_cores']:.2f}, {cpu['generator']} {cpu['generator_cpu_cores']:.2f})",
+                     "—"))
     stager = report["details"].get("stager", {})
     stager_cpu = (f" ({stager.get('stagers', 1)} stager processes, {stager['stager_cpu_cores']:.2f} "
                   f"CPU cores{_cpu(stager)})") if stager else ""

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 # Every figure a run (not a soak) produces with the default concurrencies.
 EXPECTED = {
     "raw.producer.events_per_s", "raw.postgres.rows_per_s",
-    *(f"ingest.c{c}.{m}" for c in (8, 64) for m in ("events_per_s", "p50_ms", "p99_ms")),
+    *(f"ingest.c{c}.{m}" for c in ("8", "64", "64_without_ids") for m in ("events_per_s", "p50_ms", "p99_ms")),
     "stager.events_per_s", "pipeline.events_per_s", "e2e.events_per_s",
     *(f"e2e.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "max_ms")),
     *(f"api.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "requests_per_s")),
@@ -58,4 +58,5 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
         assert cpu["cpu_us_per_event_total"] > 0 and cpu["ceiling_events_per_s"] > 0
     # The table went to stdout, the progress lines to stderr.
     assert "| measurement | result |" in run.stdout
+    assert "events sent without ids (ingest assigns them)" in run.stdout
     assert "pipeline:" in run.stderr
