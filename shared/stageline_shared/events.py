@@ -2,7 +2,7 @@
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
 import orjson
 import uuid_utils
@@ -103,15 +103,6 @@ class Touchpoint(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
     source: str | None = None
 
-    def links(self) -> list[tuple[str, str]]:
-        """(id to merge, id it merges into) pairs this event asserts."""
-        pairs = []
-        if self.user_id and self.anonymous_id and self.anonymous_id != self.user_id:
-            pairs.append((self.anonymous_id, self.user_id))
-        if self.type == "alias" and self.previous_id and self.user_id and self.previous_id != self.user_id:
-            pairs.append((self.previous_id, self.user_id))
-        return pairs
-
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
 
@@ -141,6 +132,51 @@ class Touchpoint(BaseModel):
                 raise ValueError(f"{name} contains a NUL character (U+0000)")
         reject_nul(self.properties)
         reject_nul(self.context, "context")
+
+
+class TouchpointFields(Protocol):
+    """A touchpoint's fields, read-only: a Touchpoint, or the stager's faster-decoded record."""
+
+    @property
+    def type(self) -> TouchpointType: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def clamped(self) -> bool: ...
+    @property
+    def properties(self) -> dict[str, Any]: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def anonymous_id(self) -> str | None: ...
+    @property
+    def previous_id(self) -> str | None: ...
+    @property
+    def context(self) -> dict[str, Any]: ...
+    @property
+    def source(self) -> str | None: ...
+
+
+def links(touchpoint: TouchpointFields) -> list[tuple[str, str]]:
+    """(id to merge, id it merges into) pairs the touchpoint asserts."""
+    pairs = []
+    user_id, anonymous_id = touchpoint.user_id, touchpoint.anonymous_id
+    if user_id and anonymous_id and anonymous_id != user_id:
+        pairs.append((anonymous_id, user_id))
+    previous_id = touchpoint.previous_id
+    if touchpoint.type == "alias" and previous_id and user_id and previous_id != user_id:
+        pairs.append((previous_id, user_id))
+    return pairs
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -24,7 +24,7 @@ from stageline_ingest.segment_intake import (
     write_key_of,
 )
 from stageline_shared.errors import ApiError
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import Touchpoint, links
 from stageline_shared.journeys import load_journeys
 from stageline_shared.settings import DEFAULT_JOURNEYS_FILE
 from stageline_stager.engine import matches
@@ -133,7 +133,7 @@ def test_alias_sets_previous_id() -> None:
 
     assert touchpoint.event == "Alias"
     assert (touchpoint.customer_id, touchpoint.previous_id) == ("u-1", "a-1")
-    assert touchpoint.links() == [("a-1", "u-1")]
+    assert links(touchpoint) == [("a-1", "u-1")]
 
 
 def test_previous_and_group_ids_belong_to_their_calls() -> None:

@@ -24,7 +24,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import TouchpointFields
 from stageline_shared.gc_tuning import collections_paused
 from stageline_stager import metrics
 from stageline_stager.dead_letter import Rejected, decode, refused_data, send_to_dead_letter
@@ -44,7 +44,7 @@ _TRANSIENT_POSTGRES = (
 )
 
 Batch = dict[TopicPartition, list[Any]]
-Decoded = tuple[Any, Touchpoint]  # (the consumer record, its touchpoint)
+Decoded = tuple[Any, TouchpointFields]  # (the consumer record, its touchpoint)
 
 
 class SeekToStoredOffsets(ConsumerRebalanceListener):
@@ -196,10 +196,10 @@ class StagerLoop:
         for tp, records in batch.items():
             for record in records:
                 decoded = decode(record)
-                if isinstance(decoded, Touchpoint):
-                    decoded_records.append((record, decoded))
-                else:
+                if isinstance(decoded, Rejected):
                     rejected.append(decoded)
+                else:
+                    decoded_records.append((record, decoded))
             offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
         if rejected and not await self._retry("dead-letter", lambda: send_to_dead_letter(
             self.dead_letters, self.settings.dlq_topic, rejected
@@ -234,7 +234,7 @@ class StagerLoop:
         )
 
     async def _commit(
-        self, touchpoints: list[Touchpoint], offsets: dict[tuple[str, int], int]
+        self, touchpoints: list[TouchpointFields], offsets: dict[tuple[str, int], int]
     ) -> None:
         async with self.db.begin() as conn:
             self._last_outcome = await apply_touchpoints(conn, self.engines, touchpoints)

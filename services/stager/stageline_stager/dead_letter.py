@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import TouchpointFields
 from stageline_stager.metrics import DEAD_LETTERED
+from stageline_stager.wire import decode_touchpoint
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,12 @@ def refused_data(exc: BaseException) -> str | None:
     return None
 
 
-def decode(record: ConsumerRecord[bytes, bytes]) -> Touchpoint | Rejected:
+def decode(record: ConsumerRecord[bytes, bytes]) -> TouchpointFields | Rejected:
     """A touchpoint, or why the record is not one."""
     if record.value is None:
         return Rejected(record, "undecodable", "record has no value")
     try:
-        return Touchpoint.from_json(record.value)
+        return decode_touchpoint(record.value)
     except ValueError as exc:
         message = str(exc)
         reason = "contract" if message and "Invalid JSON" not in message else "undecodable"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import TouchpointFields
 from stageline_shared.journeys import Journey, Match, PropertyTest, Rule
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -23,7 +23,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _NEVER = (-(2**63), "")
 
 Key = tuple[int, str]  # (occurred_at in µs, event_id): touchpoints in time order, ties by id
-Timed = tuple[int, str, Touchpoint]  # (occurred_at in µs, event_id, touchpoint)
+Timed = tuple[int, str, TouchpointFields]  # (occurred_at in µs, event_id, touchpoint)
 
 
 def micros(moment: datetime) -> int:
@@ -118,7 +118,7 @@ def _properties_match(match: Match, properties: dict[str, Any]) -> bool:
     return True
 
 
-def matches(match: Match, touchpoint: Touchpoint) -> bool:
+def matches(match: Match, touchpoint: TouchpointFields) -> bool:
     """Does the touchpoint satisfy every part of the rule's match?"""
     return _named(match, touchpoint.event, touchpoint.channel) and \
         _properties_match(match, touchpoint.properties)
@@ -152,7 +152,7 @@ class JourneyEngine:
         return (tuple(rule_id for rule_id, match in named if not match.properties),
                 tuple((rule_id, match) for rule_id, match in named if match.properties))
 
-    def matching_rules(self, touchpoint: Touchpoint) -> tuple[str, ...]:
+    def matching_rules(self, touchpoint: TouchpointFields) -> tuple[str, ...]:
         key = (touchpoint.event, touchpoint.channel)
         candidates = self._memo.get(key)
         if candidates is None:
@@ -192,7 +192,7 @@ class JourneyEngine:
         return self.journey.stages[max(rank[r] for r in satisfied if latest.get(r, _NEVER) == newest)]
 
     def apply(
-        self, state: CustomerState, customer_id: str, touchpoints: Iterable[Touchpoint]
+        self, state: CustomerState, customer_id: str, touchpoints: Iterable[TouchpointFields]
     ) -> tuple[CustomerState, list[Transition]]:
         """Apply new (never before applied) touchpoints of one customer."""
         return self.apply_ordered(state, customer_id, in_time_order(touchpoints))
@@ -234,7 +234,7 @@ class JourneyEngine:
         return CustomerState(stage, entered_at, counts, latest), transitions
 
 
-def in_time_order(touchpoints: Iterable[Touchpoint]) -> list[Timed]:
+def in_time_order(touchpoints: Iterable[TouchpointFields]) -> list[Timed]:
     """Touchpoints oldest first (ties by event id), each with its time in µs."""
     ordered = [(micros(t.occurred_at), t.event_id, t) for t in touchpoints]
     if len(ordered) > 1:

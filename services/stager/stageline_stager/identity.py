@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stageline_shared.database import driver_connection
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import TouchpointFields, links
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +39,21 @@ class Conflict:
     event_id: str
 
 
-def event_ids(touchpoint: Touchpoint) -> list[str]:
+def event_ids(touchpoint: TouchpointFields) -> list[str]:
     """Every identity an event mentions."""
     ids = [touchpoint.customer_id, touchpoint.user_id, touchpoint.anonymous_id, touchpoint.previous_id]
     return [i for i in ids if i]
 
 
 def plan_links(
-    touchpoints: Iterable[Touchpoint], canon: dict[str, str]
+    touchpoints: Iterable[TouchpointFields], canon: dict[str, str]
 ) -> tuple[list[Merge], list[Conflict]]:
     """Apply the batch's links, oldest first, to `canon` (id → customer, updated in place)."""
     merges: list[Merge] = []
     conflicts: list[Conflict] = []
     linking = [t for t in touchpoints if t.user_id and (t.anonymous_id or t.previous_id)]
     for touchpoint in sorted(linking, key=lambda t: (t.occurred_at, t.event_id)):
-        for source, claimed_by in touchpoint.links():
+        for source, claimed_by in links(touchpoint):
             target = canon[claimed_by]
             owner = canon[source]
             if owner == target:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stageline_shared.database import driver_connection
-from stageline_shared.events import Touchpoint
+from stageline_shared.events import TouchpointFields
 from stageline_stager.engine import (
     CustomerState,
     JourneyEngine,
@@ -133,7 +133,9 @@ def _finite(value: Any) -> Any:
     return value
 
 
-async def _insert_new(raw: Any, touchpoints: Sequence[Touchpoint], canon: Mapping[str, str]) -> set[str]:
+async def _insert_new(
+    raw: Any, touchpoints: Sequence[TouchpointFields], canon: Mapping[str, str]
+) -> set[str]:
     """Insert under each event's current customer; returns the ids that were new."""
     await raw.copy_records_to_table("staged_touchpoints", columns=_TOUCHPOINT_COLUMNS, records=[
         (t.event_id, canon[t.customer_id], t.event, t.channel, t.occurred_at, t.received_at,
@@ -172,7 +174,7 @@ def _move(deltas: dict[tuple[str, str], int], journey: str, before: str | None, 
 
 
 async def apply_touchpoints(
-    conn: AsyncConnection, engines: Iterable[JourneyEngine], touchpoints: Sequence[Touchpoint]
+    conn: AsyncConnection, engines: Iterable[JourneyEngine], touchpoints: Sequence[TouchpointFields]
 ) -> BatchOutcome:
     """Store new touchpoints, stitch identities, move customers through every journey, erase.
 
@@ -224,13 +226,13 @@ async def apply_touchpoints(
 async def _apply_stages(
     raw: Any,
     engines: list[JourneyEngine],
-    new: list[Touchpoint],
+    new: list[TouchpointFields],
     canon: Mapping[str, str],
     merges: list[Merge],
     outcome: BatchOutcome,
     deltas: dict[tuple[str, str], int],
 ) -> None:
-    by_customer: dict[str, list[Touchpoint]] = defaultdict(list)
+    by_customer: dict[str, list[TouchpointFields]] = defaultdict(list)
     for touchpoint in new:
         by_customer[canon[touchpoint.customer_id]].append(touchpoint)
     customers = set(by_customer) | {m.source for m in merges} | {m.target for m in merges}
