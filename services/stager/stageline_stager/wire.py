@@ -23,8 +23,10 @@ _AWARE = msgspec.Meta(tz=True)
 
 # Left to pydantic: an escaped NUL (Touchpoint refuses NULs and says where), and a run of seven
 # digits after a point, which may be a time with more than microseconds (msgspec rounds those,
-# pydantic truncates). A match elsewhere in a record only costs it the slower path.
-_TO_PYDANTIC = re.compile(rb"\\u0000|\.\d{7}")
+# pydantic truncates). A match elsewhere in a record only costs it the slower path. Two checks:
+# one regex with both as alternatives took three times as long.
+_NUL_ESCAPED = b"\\u0000"
+_SUB_MICROSECONDS = re.compile(rb"\.\d{7}")
 
 
 class TouchpointRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +55,7 @@ _DECODER = msgspec.json.Decoder(TouchpointRecord)
 
 def decode_touchpoint(raw: bytes) -> TouchpointFields:
     """A record value as a touchpoint; raises ValueError naming the problem."""
-    if not _TO_PYDANTIC.search(raw):
+    if _NUL_ESCAPED not in raw and not _SUB_MICROSECONDS.search(raw):
         try:
             return _DECODER.decode(raw)
         except msgspec.DecodeError:  # invalid JSON, or valid JSON that breaks the contract
