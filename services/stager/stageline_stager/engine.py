@@ -10,9 +10,12 @@ and stored as they are, never parsed.
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 from stageline_shared.events import TouchpointFields
 from stageline_shared.journeys import Journey, Match, PropertyTest, Rule
@@ -35,16 +38,19 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
-@dataclass(slots=True)
-class CustomerState:
-    """What the stager keeps per (journey, customer); treated as immutable."""
+class CustomerState(msgspec.Struct, array_like=True):
+    """What the stager keeps per (journey, customer); treated as immutable.
+
+    Stored (progress.py) as the JSON array [stage, entered_at, rule_counts, rule_latest], which
+    msgspec reads and writes directly.
+    """
 
     stage: str | None = None
     entered_at: int | None = None  # µs since the epoch
-    rule_counts: dict[str, int] = field(default_factory=dict)
+    rule_counts: dict[str, int] = {}
     # Per rule, the key of its newest match: what the latest policy needs (forward journeys
     # keep none).
-    rule_latest: dict[str, Key] = field(default_factory=dict)
+    rule_latest: dict[str, Key] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 The hot path of the stager, so it talks asyncpg directly: one locking SELECT of one row per
 customer, binary COPY into per-connection staging tables and one INSERT … ON CONFLICT per table
-per batch. A customer's progress is one json document, parsed and written with orjson:
+per batch. A customer's progress is one json document, parsed and written by msgspec:
 
     {journey: [stage, entered_at, rule_counts, rule_latest]}
 
@@ -13,7 +13,7 @@ integer microseconds since the Unix epoch: read and written without parsing a si
 from collections.abc import Collection, Sequence
 from typing import Any
 
-import orjson
+import msgspec
 
 from stageline_stager.engine import CustomerState, from_micros
 
@@ -51,32 +51,22 @@ _UPSERT_STAGES = """
         stage = excluded.stage, entered_at = excluded.entered_at, updated_at = excluded.updated_at
 """
 
-def _state(entry: list[Any]) -> CustomerState:
-    stage, entered_at, counts, latest = entry
-    return CustomerState(stage, entered_at, counts,
-                         {rule: (at, event_id) for rule, (at, event_id) in latest.items()}
-                         if latest else {})
-
-
-def _entry(state: CustomerState) -> tuple[Any, ...]:
-    return state.stage, state.entered_at, state.rule_counts, state.rule_latest
+_DECODE = msgspec.json.Decoder(dict[str, CustomerState])
+_ENCODE = msgspec.json.Encoder()
 
 
 async def lock_progress(raw: Any, customers: Collection[str]) -> Progress:
     """Lock and read the progress of these customers (those with none are left out)."""
-    return {
-        customer_id: {journey: _state(entry) for journey, entry in orjson.loads(text).items()}
-        for customer_id, text in await raw.fetch(_LOCK, sorted(customers))
-    }
+    decode = _DECODE.decode
+    return {customer_id: decode(text) for customer_id, text in await raw.fetch(_LOCK, sorted(customers))}
 
 
 async def write_progress(raw: Any, progress: Progress, moved: Collection[tuple[str, str]]) -> None:
     """Store every customer's progress; upsert the stage rows of the (journey, customer) moved."""
     if progress:
+        encode = _ENCODE.encode
         await raw.copy_records_to_table("staged_progress", columns=("customer_id", "state"), records=[
-            (customer_id, orjson.dumps({journey: _entry(state) for journey, state in journeys.items()}
-                                       ).decode())
-            for customer_id, journeys in progress.items()
+            (customer_id, encode(journeys).decode()) for customer_id, journeys in progress.items()
         ])
         await raw.execute(_UPSERT_PROGRESS)
     staged = [(journey, customer_id, state) for journey, customer_id in sorted(moved)
