@@ -46,5 +46,7 @@ async def test_a_deadlock_on_the_raw_connection_is_retried_not_fatal(database_ur
     try:
         assert await loop._retry("database", attempt)
     finally:
+        await loop.consumer.stop()  # never started, but closed, so nothing is left unclosed
+        await loop.dead_letters.stop()
         await db.dispose()
     assert len(attempts) == 2
