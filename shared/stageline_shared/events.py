@@ -120,7 +120,7 @@ class Touchpoint(BaseModel):
             touchpoint = cls.model_validate_json(raw)
         except ValidationError as exc:
             raise ValueError(describe_validation_error(exc)) from None
-        if _NUL_ESCAPED in raw:  # JSON carries a NUL only escaped (or it is an escaped backslash)
+        if NUL_ESCAPED in raw:  # JSON carries a NUL only escaped (or it is an escaped backslash)
             touchpoint._reject_nul()
         return touchpoint
 
@@ -229,7 +229,7 @@ class WireRecord(NamedTuple):
 
 
 _CLIENT_FIELDS = frozenset(TouchpointIn.model_fields)
-_NUL_ESCAPED = b"\\u0000"  # how orjson writes U+0000, in a key or a value
+NUL_ESCAPED = b"\\u0000"  # how orjson writes U+0000, in a key or a value
 _NO_PROPERTIES: dict[str, Any] = {}
 
 
@@ -296,7 +296,7 @@ def encode_plain(
     }, option=orjson.OPT_UTC_Z)
     # The value holds every string of the item (an unknown field was refused above), and orjson
     # writes a NUL, in a key or a value, only as this escape.
-    if _NUL_ESCAPED in value:
+    if NUL_ESCAPED in value:
         return None
     return WireRecord(customer_id.encode(), value, event_id, clamped)
 
