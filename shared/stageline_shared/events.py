@@ -4,7 +4,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
-import orjson
+import msgspec
 import uuid_utils
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -12,9 +12,12 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 512 * 1024
 MAX_BATCH_EVENTS = 1000
 MAX_FUTURE_SKEW = timedelta(hours=24)
+MAX_DEPTH = 32  # how deep objects and arrays may nest in properties and context
 WIRE_VERSION = 1
+_ENCODE = msgspec.json.Encoder().encode
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+NUL_ESCAPED = b"\\u0000"  # how JSON writes U+0000 (msgspec, orjson), in a key or a value
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -28,8 +31,26 @@ def require_printable(value: str) -> str:
     return value
 
 
+def nests_deeper(value: dict[str, Any] | list[Any], levels: int = MAX_DEPTH) -> bool:
+    """Do objects and arrays nest more than `levels` deep in `value` (itself the first level)?"""
+    if levels <= 0:
+        return True
+    for item in value.values() if type(value) is dict else value:
+        if (type(item) is dict or type(item) is list) and nests_deeper(item, levels - 1):
+            return True
+    return False
+
+
+def require_storable(value: Any, path: str = "properties") -> None:
+    """Refuse what cannot be stored and read back: U+0000, which Postgres text and jsonb cannot
+    hold, and objects and arrays nested more than MAX_DEPTH levels deep."""
+    if isinstance(value, dict | list) and nests_deeper(value):
+        raise ValueError(f"{path} nests objects and arrays more than {MAX_DEPTH} levels deep")
+    reject_nul(value, path)
+
+
 def reject_nul(value: Any, path: str = "properties") -> None:
-    """Postgres text and jsonb cannot hold U+0000, so such events are refused at the door."""
+    """Postgres text and jsonb cannot hold U+0000."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{path} contains a NUL character (U+0000)")
@@ -69,7 +90,7 @@ class TouchpointIn(BaseModel):
     @field_validator("properties")
     @classmethod
     def _properties_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        reject_nul(value)
+        require_storable(value)
         return value
 
 
@@ -104,7 +125,8 @@ class Touchpoint(BaseModel):
     source: str | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        """The record value; msgspec writes what ingest's hot path writes (stageline_ingest.plain)."""
+        return _ENCODE(self.model_dump(mode="json"))
 
     def to_record(self) -> "WireRecord":
         return WireRecord(self.customer_id.encode(), self.to_json(), self.event_id, self.clamped)
@@ -226,79 +248,6 @@ class WireRecord(NamedTuple):
     value: bytes  # the Touchpoint JSON
     event_id: str
     clamped: bool
-
-
-_CLIENT_FIELDS = frozenset(TouchpointIn.model_fields)
-NUL_ESCAPED = b"\\u0000"  # how orjson writes U+0000, in a key or a value
-_NO_PROPERTIES: dict[str, Any] = {}
-
-
-def encode_plain(
-    item: dict[str, Any], received_at: datetime, source: str | None = None
-) -> WireRecord | None:
-    """The wire record of a plainly valid client event, or None when in any doubt.
-
-    The hot path of ingest: the checks of TouchpointIn and the work of `stamp` and `to_json`
-    without building two models per event. None (a wrong type or length, an unknown field, a
-    NUL, a bad time, or only something that looks like one) sends the caller to TouchpointIn,
-    which names the problem. For every event it returns a record for, the record is byte for byte
-    `stamp(TouchpointIn.model_validate(item), received_at, source).to_record()` (UUIDs aside),
-    as tests/unit/test_ingest_hot_path.py checks.
-    """
-    if not _CLIENT_FIELDS.issuperset(item):
-        return None
-    customer_id = item.get("customer_id")
-    event = item.get("event")
-    event_id = item.get("event_id")
-    channel = item.get("channel")
-    if (type(customer_id) is not str or not 0 < len(customer_id) <= 255 or customer_id.isspace()
-            or type(event) is not str or not 0 < len(event) <= 200 or event.isspace()):
-        return None
-    names = customer_id + event
-    if event_id is not None:
-        if type(event_id) is not str or not 0 < len(event_id) <= 128 or event_id.isspace():
-            return None
-        names += event_id
-    if channel is not None:
-        if type(channel) is not str or not 0 < len(channel) <= 50 or channel.isspace():
-            return None
-        names += channel
-    # isprintable() is False for every control character, and for some allowed characters, which
-    # the pattern then clears.
-    if not names.isprintable() and CONTROL_CHARACTERS.search(names):
-        return None
-    properties = item.get("properties", _NO_PROPERTIES)
-    if type(properties) is not dict:
-        return None
-    occurred_at = received_at
-    clamped = False
-    text = item.get("occurred_at")
-    if text is not None:
-        if type(text) is not str or len(text) > 64:
-            return None
-        try:
-            occurred_at = datetime.fromisoformat(text)
-            if occurred_at.tzinfo is None:
-                return None
-            occurred_at = occurred_at.astimezone(UTC)
-        except (ValueError, OverflowError):
-            return None
-        if occurred_at - received_at > MAX_FUTURE_SKEW:
-            occurred_at, clamped = received_at, True
-    if event_id is None:
-        event_id = new_event_id()
-    # Touchpoint's fields in declaration order, so the bytes are those of Touchpoint.to_json.
-    value = orjson.dumps({
-        "v": WIRE_VERSION, "type": "track", "event_id": event_id, "customer_id": customer_id,
-        "event": event, "channel": channel, "occurred_at": occurred_at, "received_at": received_at,
-        "clamped": clamped, "properties": properties, "user_id": None, "anonymous_id": None,
-        "previous_id": None, "group_id": None, "context": {}, "source": source,
-    }, option=orjson.OPT_UTC_Z)
-    # The value holds every string of the item (an unknown field was refused above), and orjson
-    # writes a NUL, in a key or a value, only as this escape.
-    if NUL_ESCAPED in value:
-        return None
-    return WireRecord(customer_id.encode(), value, event_id, clamped)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

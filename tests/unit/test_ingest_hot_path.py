@@ -1,14 +1,15 @@
 """Ingest's hot path gives exactly what the pydantic path gives: same records, same rejections.
 
-`encode_plain` skips the models for plainly valid events and `murmur2` replaces aiokafka's
-partitioner hash; both are checked against the originals over generated, often hostile, input.
+msgspec decodes and encodes plainly valid events without the models (stageline_ingest.plain) and
+`murmur2` replaces aiokafka's partitioner hash; both are checked against the originals over
+generated, often hostile, input.
 """
 
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+import msgspec
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given, settings
@@ -17,13 +18,14 @@ from pydantic import ValidationError
 
 from stageline_ingest.batcher import murmur2, partition_of
 from stageline_ingest.intake import read_events
+from stageline_ingest.plain import as_plain, decode_plain, plain_record
 from stageline_shared.events import (
+    MAX_DEPTH,
     MAX_EVENT_BYTES,
     Touchpoint,
     TouchpointIn,
     WireRecord,
     describe_validation_error,
-    encode_plain,
     stamp,
 )
 
@@ -36,14 +38,14 @@ TIMES = ["2026-01-31T12:00:00Z", "2026-01-31T09:00:00.5-03:00", "2026-02-01T12:0
          "2026-01-31", "yesterday", "", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
          "2026-01-31T12:00:00" + "0" * 60 + "Z"]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
+    st.none() | st.booleans() | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8) | st.sampled_from(TRICKY),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4) | st.sampled_from(TRICKY),
                                                                   inner, max_size=3),
     max_leaves=8,
 )
 texts = st.sampled_from(TRICKY) | st.text(max_size=12)
-numbers = st.integers(-(2**63), 2**63)
+numbers = st.integers()
 hostile = {
     "event_id": st.none() | texts | numbers,
     "customer_id": texts | numbers | st.none(),
@@ -68,7 +70,13 @@ events = st.one_of(
     st.tuples(plain, st.sampled_from(["customer_id", "event"])).map(
         lambda p: {k: v for k, v in p[0].items() if k != p[1]}),
     st.fixed_dictionaries({}, optional=hostile),
-).map(lambda item: orjson.loads(orjson.dumps(item)))  # as a request body would give it
+).map(lambda item: msgspec.json.decode(msgspec.json.encode(item)))  # as a request body gives it
+
+
+def encode_plain(item: dict[str, Any]) -> WireRecord | None:
+    """The hot path for one decoded event: its record, or None to send it to pydantic."""
+    plain = as_plain(item)
+    return None if plain is None else plain_record(plain, RECEIVED, "site")
 
 
 def reference(item: Any) -> WireRecord | str:
@@ -81,7 +89,7 @@ def reference(item: Any) -> WireRecord | str:
 
 def without_generated_id(record: WireRecord) -> dict[str, Any]:
     """The record less its event id, which must be a fresh UUID (events sent without one)."""
-    decoded = orjson.loads(record.value)
+    decoded = msgspec.json.decode(record.value)
     assert uuid.UUID(decoded.pop("event_id")) == uuid.UUID(record.event_id)
     return {"key": record.key, "value": decoded, "clamped": record.clamped}
 
@@ -89,7 +97,7 @@ def without_generated_id(record: WireRecord) -> dict[str, Any]:
 @settings(max_examples=600)
 @given(events)
 def test_plain_encoding_is_the_pydantic_record(item: dict[str, Any]) -> None:
-    record = encode_plain(item, RECEIVED, "site")
+    record = encode_plain(item)
     expected = reference(item)
     if record is None:
         return  # the caller falls back to the pydantic path
@@ -106,11 +114,11 @@ def test_plain_encoding_is_the_pydantic_record(item: dict[str, Any]) -> None:
 def test_read_events_matches_the_pydantic_path(batch: list[dict[str, Any]]) -> None:
     for item in batch:
         item["event_id"] = item.get("event_id") or f"id-{id(item)}"
-    intake = read_events(orjson.dumps({"batch": batch}), RECEIVED, "site")
+    intake = read_events(msgspec.json.encode({"batch": batch}), RECEIVED, "site")
     accepted = []
     rejected = []
     for index, item in enumerate(batch):
-        size = len(orjson.dumps(item))
+        size = len(msgspec.json.encode(item))
         outcome = reference(item) if size <= MAX_EVENT_BYTES else \
             f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
         if isinstance(outcome, WireRecord):
@@ -128,8 +136,9 @@ def test_plain_events_take_the_fast_path() -> None:
          "occurred_at": "2026-01-31T09:00:00-03:00", "properties": {"sku": "A", "n": [1, 2.5, None]}},
         {"customer_id": "c", "event": "x", "occurred_at": "2099-01-01T00:00:00Z", "properties": {}},
     ]
+    assert decode_plain(msgspec.json.encode({"batch": items})) == [as_plain(item) for item in items]
     for item in items:
-        record = encode_plain(item, RECEIVED, "site")
+        record = encode_plain(item)
         assert record is not None, item
         expected = reference(item)
         assert isinstance(expected, WireRecord)
@@ -150,15 +159,37 @@ def test_the_size_limit_is_on_the_event_as_sent() -> None:
     """The limit counts the event's own JSON, not the larger record Stageline writes for it."""
     def event_of(size: int) -> dict[str, Any]:
         item = {"event_id": "e-1", "customer_id": "c-1", "event": "Product Viewed", "properties": {"p": ""}}
-        item["properties"] = {"p": "x" * (size - len(orjson.dumps(item)))}
-        assert len(orjson.dumps(item)) == size
+        item["properties"] = {"p": "x" * (size - len(msgspec.json.encode(item)))}
+        assert len(msgspec.json.encode(item)) == size
         return item
 
     at_limit, over = event_of(MAX_EVENT_BYTES), event_of(MAX_EVENT_BYTES + 1)
-    intake = read_events(orjson.dumps({"batch": [at_limit, over]}), RECEIVED, "site")
+    intake = read_events(msgspec.json.encode({"batch": [at_limit, over]}), RECEIVED, "site")
     assert intake.accepted == [reference(at_limit)]
     assert len(intake.accepted[0].value) > MAX_EVENT_BYTES  # the record is larger than the limit
     assert intake.rejected == [
         {"index": 1, "error": f"event is {MAX_EVENT_BYTES + 1} bytes; the limit is {MAX_EVENT_BYTES}"}
     ]
     assert intake.reasons == ["too_large"]
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """Properties whose objects and arrays nest `levels` deep (the properties object is the first)."""
+    value: Any = 1
+    for level in range(levels - 1):
+        value = [value] if level % 2 else {"k": value}
+    return {"p": value}
+
+
+def test_properties_nest_at_most_max_depth_levels() -> None:
+    deepest, too_deep = nested(MAX_DEPTH), nested(MAX_DEPTH + 1)
+    events = [{"event_id": f"e-{n}", "customer_id": "c-1", "event": "Viewed", "properties": p}
+              for n, p in enumerate([deepest, too_deep])]
+    assert encode_plain(events[0]) == reference(events[0])
+    assert encode_plain(events[1]) is None
+    intake = read_events(msgspec.json.encode({"batch": events}), RECEIVED, "site")
+    assert intake.accepted == [reference(events[0])]
+    assert intake.rejected == [
+        {"index": 1, "error": f"properties: properties nests objects and arrays more than {MAX_DEPTH} "
+                              "levels deep"}
+    ]

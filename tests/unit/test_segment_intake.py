@@ -24,7 +24,7 @@ from stageline_ingest.segment_intake import (
     write_key_of,
 )
 from stageline_shared.errors import ApiError
-from stageline_shared.events import Touchpoint, links
+from stageline_shared.events import MAX_DEPTH, Touchpoint, links
 from stageline_shared.journeys import load_journeys
 from stageline_shared.settings import DEFAULT_JOURNEYS_FILE
 from stageline_stager.engine import matches
@@ -225,6 +225,23 @@ def test_nul_characters_are_refused_where_postgres_cannot_store_them(field: str)
     assert "key contains a NUL" in _refused("track", userId="u", event="E",
                                            properties={"k\x00": 1}).message
     assert "properties.name" in _refused("page", userId="u", name="P\x00").message
+
+
+@pytest.mark.parametrize("field", ["properties", "traits", "context"])
+def test_objects_nested_past_max_depth_are_refused(field: str) -> None:
+    route: SegmentType = "identify" if field == "traits" else "track"
+
+    def nested(levels: int) -> dict[str, Any]:  # `levels` deep, the object itself the first
+        value: Any = "leaf"
+        for _ in range(levels - 1):
+            value = [value]
+        return {"a": value}
+
+    assert _read(route, userId="u", event="E", **{field: nested(MAX_DEPTH)})
+    rejection = _refused(route, userId="u", event="E", **{field: nested(MAX_DEPTH + 1)})
+    assert rejection.message == f"{field} nests objects and arrays more than {MAX_DEPTH} levels deep"
+    # Deeper than the JSON encoder goes (orjson: 255 levels) is refused too, not a server error.
+    assert "more than" in _refused(route, userId="u", event="E", **{field: nested(400)}).message
 
 
 # --- time ------------------------------------------------------------------------------------------

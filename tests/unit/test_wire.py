@@ -8,12 +8,14 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stageline_shared.events import Touchpoint, TouchpointFields, encode_plain, links
+from stageline_ingest.intake import read_events
+from stageline_shared.events import Touchpoint, TouchpointFields, links
 from stageline_stager.wire import TouchpointRecord, decode_touchpoint
 
 RECEIVED = datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC)
@@ -115,8 +117,7 @@ def test_records_as_ingest_writes_them_take_the_fast_path() -> None:
          "occurred_at": "2026-01-31T09:00:00.25-03:00", "properties": {"sku": "A", "n": [1, 2.5, None, 2**63 - 1]}},
     ]
     for item in items:
-        record = encode_plain(item, RECEIVED, "site")
-        assert record is not None
+        [record] = read_events(msgspec.json.encode(item), RECEIVED, "site").accepted
         decoded = decode_touchpoint(record.value)
         assert isinstance(decoded, TouchpointRecord)
         assert fields(decoded) == fields(Touchpoint.from_json(record.value))

@@ -8,9 +8,10 @@ request, 2,500 messages a batch.
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-import orjson
+import msgspec
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from stageline_ingest.body import parse_json
 from stageline_ingest.intake import Intake
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
@@ -19,8 +20,8 @@ from stageline_shared.events import (
     describe_validation_error,
     new_event_id,
     parse_timestamp,
-    reject_nul,
     require_printable,
+    require_storable,
 )
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -217,7 +218,7 @@ def _touchpoint(
     if batch_context and (own_context is None or isinstance(own_context, dict)):
         item = {**item, "context": merge_context(batch_context, own_context or {})}
     # Measured as stored (after the batch context is merged in), so no record passes the limit.
-    size = len(orjson.dumps(item))
+    size = len(msgspec.json.encode(item))
     if size > MAX_MESSAGE_BYTES:
         raise Rejection(f"message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}", "too_large")
     try:
@@ -228,8 +229,8 @@ def _touchpoint(
     context = dict(message.context or {})
     properties = _properties(message, kind, context)
     try:
-        reject_nul(properties, "traits" if kind in ("identify", "group") else "properties")
-        reject_nul(context, "context")
+        require_storable(properties, "traits" if kind in ("identify", "group") else "properties")
+        require_storable(context, "context")
     except ValueError as exc:
         raise Rejection(str(exc)) from None
     try:
@@ -262,10 +263,7 @@ def _touchpoint(
 
 def parse_document(body: bytes) -> dict[str, Any]:
     """The request's JSON object; 400 when it is not JSON or not an object."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    document = parse_json(body)
     if not isinstance(document, dict):
         raise ApiError(400, "invalid_body",
                        f"request body must be a JSON object, got {type(document).__name__}")

@@ -1,0 +1,133 @@
+"""Plainly valid client events, decoded and encoded by msgspec: the hot path of ingest.
+
+msgspec checks types, lengths and unknown fields while it decodes a request body, in C; what it
+cannot check (blank values, control characters, timestamps, NULs) `plain_record` checks. None
+anywhere means "in doubt": the caller then takes the pydantic path, which names the problem.
+For every event a record is returned for, the record is byte for byte
+`stamp(TouchpointIn.model_validate(item), received_at, source).to_record()` (UUIDs aside),
+as tests/unit/test_ingest_hot_path.py checks.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from stageline_shared.events import (
+    CONTROL_CHARACTERS,
+    MAX_BATCH_EVENTS,
+    MAX_DEPTH,
+    MAX_FUTURE_SKEW,
+    NUL_ESCAPED,
+    WIRE_VERSION,
+    WireRecord,
+    nests_deeper,
+    new_event_id,
+)
+
+
+class PlainEvent(msgspec.Struct, forbid_unknown_fields=True):
+    """TouchpointIn's fields with the constraints msgspec can check."""
+
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    event: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    occurred_at: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    properties: dict[str, Any] = {}
+
+
+class _PlainBatch(msgspec.Struct, forbid_unknown_fields=True):
+    batch: Annotated[list[PlainEvent], msgspec.Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+class _Record(msgspec.Struct, kw_only=True):
+    """A track touchpoint as it travels: Touchpoint's fields, in its declaration order.
+
+    A Struct encodes in half the time of the same dict."""
+
+    v: int = WIRE_VERSION
+    type: str = "track"
+    event_id: str
+    customer_id: str
+    event: str
+    channel: str | None
+    occurred_at: datetime
+    received_at: datetime
+    clamped: bool
+    properties: dict[str, Any]
+    user_id: None = None
+    anonymous_id: None = None
+    previous_id: None = None
+    group_id: None = None
+    context: dict[str, Any] = {}
+    source: str | None
+
+
+_BATCH = msgspec.json.Decoder(_PlainBatch)
+_EVENT = msgspec.json.Decoder(PlainEvent)
+_ENCODE = msgspec.json.Encoder().encode
+
+
+def decode_plain(body: bytes) -> list[PlainEvent] | None:
+    """The events of a body (`{"batch": [...]}` or one event) if msgspec finds each plain, else None."""
+    try:
+        return _BATCH.decode(body).batch
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    try:
+        return [_EVENT.decode(body)]
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def as_plain(item: Any) -> PlainEvent | None:
+    """One decoded event as a PlainEvent, or None when msgspec refuses it."""
+    try:
+        return msgspec.convert(item, PlainEvent)
+    except (msgspec.ValidationError, RecursionError):
+        return None
+
+
+def plain_record(event: PlainEvent, received_at: datetime, source: str | None = None) -> WireRecord | None:
+    """The wire record of a plain event, or None when in any doubt (the pydantic path decides)."""
+    customer_id, name, event_id, channel = event.customer_id, event.event, event.event_id, event.channel
+    if customer_id.isspace() or name.isspace():
+        return None
+    names = customer_id + name
+    if event_id is not None:
+        if event_id.isspace():
+            return None
+        names += event_id
+    if channel is not None:
+        if channel.isspace():
+            return None
+        names += channel
+    # isprintable() is False for every control character, and for some allowed characters, which
+    # the pattern then clears.
+    if not names.isprintable() and CONTROL_CHARACTERS.search(names):
+        return None
+    if event.properties and nests_deeper(event.properties, MAX_DEPTH):
+        return None
+    occurred_at = received_at
+    clamped = False
+    if event.occurred_at is not None:
+        try:
+            occurred_at = datetime.fromisoformat(event.occurred_at)
+            if occurred_at.tzinfo is None:
+                return None
+            occurred_at = occurred_at.astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
+        if occurred_at - received_at > MAX_FUTURE_SKEW:
+            occurred_at, clamped = received_at, True
+    if event_id is None:
+        event_id = new_event_id()
+    value = _ENCODE(_Record(event_id=event_id, customer_id=customer_id, event=name, channel=channel,
+                            occurred_at=occurred_at, received_at=received_at, clamped=clamped,
+                            properties=event.properties, source=source))
+    # The value holds every string of the event, and JSON writes a NUL, in a key or a value,
+    # only as this escape.
+    if NUL_ESCAPED in value:
+        return None
+    return WireRecord(customer_id.encode(), value, event_id, clamped)
