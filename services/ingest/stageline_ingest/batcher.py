@@ -16,6 +16,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from stageline_shared.events import WireRecord
+
 log = logging.getLogger(__name__)
 
 _M = 0x5BD1E995
@@ -83,12 +85,13 @@ class SharedBatcher:
     async def start(self) -> None:
         self._all = sorted(await self._producer.partitions_for(self._topic))
 
-    def append(self, records: Iterable[tuple[bytes, bytes]]) -> set[asyncio.Future[None]]:
-        """Append (key, value) records; returns the delivery futures of the batches holding them."""
+    def append(self, records: Iterable[WireRecord]) -> set[asyncio.Future[None]]:
+        """Append records; returns the delivery futures of the batches holding them."""
         deliveries: set[asyncio.Future[None]] = set()
         touched: set[int] = set()
         cache = self._partition_of
-        for key, value in records:
+        for record in records:
+            key, value = record.key, record.value
             partition = cache.get(key)
             if partition is None:
                 if len(cache) >= PARTITION_CACHE_KEYS:

@@ -49,7 +49,7 @@ class TouchpointProducer:
     async def produce(self, records: Sequence[WireRecord]) -> None:
         """Return only once the broker holds every record; else raise BrokerUnavailable."""
         started = time.perf_counter()
-        deliveries = self._batcher.append((r.key, r.value) for r in records)
+        deliveries = self._batcher.append(records)
         try:
             async with asyncio.timeout(self.timeout_s):
                 # shield: a request that gives up must not cancel a batch others wait on.
