@@ -30,8 +30,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown jour
 
 
 async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads, in autocommit: each statement reads committed data as it would in a
+    read-committed transaction, without the BEGIN and ROLLBACK round trips around it."""
     engine: AsyncEngine = request.app.state.db
     async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
 
 
