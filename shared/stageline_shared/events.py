@@ -45,8 +45,12 @@ def require_storable(value: Any, path: str = "properties") -> None:
     """Refuse what cannot be stored and read back: U+0000, which Postgres text and jsonb cannot
     hold, and objects and arrays nested more than MAX_DEPTH levels deep."""
     if isinstance(value, dict | list) and nests_deeper(value):
-        raise ValueError(f"{path} nests objects and arrays more than {MAX_DEPTH} levels deep")
+        raise too_deep(path)
     reject_nul(value, path)
+
+
+def too_deep(path: str) -> ValueError:
+    return ValueError(f"{path} nests objects and arrays more than {MAX_DEPTH} levels deep")
 
 
 def reject_nul(value: Any, path: str = "properties") -> None:
@@ -135,13 +139,18 @@ class Touchpoint(BaseModel):
     def from_json(cls, raw: bytes) -> "Touchpoint":
         """Decode a record value; raises ValueError naming the problem.
 
-        Records need not come from ingest: one with a NUL, which Postgres cannot store, is
-        refused here rather than failing its batch again and again.
+        Records need not come from ingest: one with a NUL, which Postgres cannot store, or nested
+        deeper than ingest accepts, is refused here rather than failing its batch again and again.
         """
         try:
             touchpoint = cls.model_validate_json(raw)
         except ValidationError as exc:
             raise ValueError(describe_validation_error(exc)) from None
+        except RecursionError:
+            raise ValueError("record is nested too deeply to decode") from None
+        for name, value in (("properties", touchpoint.properties), ("context", touchpoint.context)):
+            if value and nests_deeper(value):
+                raise too_deep(name)
         if NUL_ESCAPED in raw:  # JSON carries a NUL only escaped (or it is an escaped backslash)
             touchpoint._reject_nul()
         return touchpoint

@@ -35,6 +35,14 @@ BAD_RECORDS: list[tuple[bytes | None, str]] = [
     (orjson.dumps({"event_id": "n\x00", "customer_id": "c-1", "event": "Ad Clicked",
                    "occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z"}),
      "contract"),
+    # Nested past what ingest accepts, and past what pydantic's JSON parser follows.
+    (b'{"event_id": "deep", "customer_id": "c-1", "event": "Ad Clicked", "occurred_at": '
+     b'"2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z", "properties": {"p": '
+     + b"[" * 600 + b"]" * 600 + b"}}", "undecodable"),
+    (orjson.dumps({"event_id": "deep-33", "customer_id": "c-1", "event": "Ad Clicked",
+                   "occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z",
+                   "properties": {"p": orjson.loads(b"[" * 32 + b"1" + b"]" * 32)}}),  # 33 levels
+     "contract"),
 ]
 # Not JSON Ingest would write, yet a touchpoint: stored, with NaN as null (jsonb has no NaN).
 ODD_BUT_VALID = (b'{"event_id": "odd-1", "customer_id": "c-odd", "event": "Page Scrolled", '

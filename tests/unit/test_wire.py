@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stageline_ingest.intake import read_events
-from stageline_shared.events import Touchpoint, TouchpointFields, links
+from stageline_shared.events import MAX_DEPTH, Touchpoint, TouchpointFields, links
 from stageline_stager.wire import TouchpointRecord, decode_touchpoint
 
 RECEIVED = datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC)
@@ -139,3 +139,19 @@ def test_offsets_other_than_utc_are_kept() -> None:
     decoded = decode_touchpoint(raw)
     assert decoded.occurred_at == datetime(2026, 1, 31, 7, tzinfo=UTC)
     assert decoded.occurred_at.utcoffset() == timezone(timedelta(hours=2)).utcoffset(None)
+
+
+@pytest.mark.parametrize("field", ["properties", "context"])
+def test_records_nested_deeper_than_ingest_accepts_are_refused(field: str) -> None:
+    """A record from another producer, nested past MAX_DEPTH (or past what a decoder can follow),
+    is refused by name, to the dead-letter topic, never a RecursionError failing its batch."""
+    def record(levels: int) -> bytes:  # `field` nests `levels` deep, itself the first
+        return (b'{"event_id":"e","customer_id":"c","event":"x","occurred_at":"2026-01-01T00:00:00Z",'
+                b'"received_at":"2026-01-01T00:00:00Z","' + field.encode() + b'":{"a":'
+                + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}}")
+
+    assert isinstance(decode_touchpoint(record(MAX_DEPTH)), TouchpointRecord)
+    with pytest.raises(ValueError, match=f"{field} nests objects and arrays more than {MAX_DEPTH} levels"):
+        decode_touchpoint(record(MAX_DEPTH + 1))
+    with pytest.raises(ValueError, match="recursion limit"):
+        decode_touchpoint(record(5000))

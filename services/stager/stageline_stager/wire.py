@@ -20,6 +20,7 @@ from stageline_shared.events import (
     Touchpoint,
     TouchpointFields,
     TouchpointType,
+    nests_deeper,
 )
 
 _ID = msgspec.Meta(min_length=1, max_length=128)
@@ -62,7 +63,11 @@ def decode_touchpoint(raw: bytes) -> TouchpointFields:
     """A record value as a touchpoint; raises ValueError naming the problem."""
     if NUL_ESCAPED not in raw and not _SUB_MICROSECONDS.search(raw):
         try:
-            return _DECODER.decode(raw)
-        except msgspec.DecodeError:  # invalid JSON, or valid JSON that breaks the contract
+            record = _DECODER.decode(raw)
+        except (msgspec.DecodeError, RecursionError):  # not JSON, or JSON that breaks the contract
             pass
+        else:
+            if not ((record.properties and nests_deeper(record.properties))
+                    or (record.context and nests_deeper(record.context))):
+                return record
     return Touchpoint.from_json(raw)
