@@ -240,7 +240,7 @@ def test_objects_nested_past_max_depth_are_refused(field: str) -> None:
     assert _read(route, userId="u", event="E", **{field: nested(MAX_DEPTH)})
     rejection = _refused(route, userId="u", event="E", **{field: nested(MAX_DEPTH + 1)})
     assert rejection.message == f"{field} nests objects and arrays more than {MAX_DEPTH} levels deep"
-    # Deeper than the JSON encoder goes (orjson: 255 levels) is refused too, not a server error.
+    # Far deeper (what once passed orjson's 255-level limit, a server error) is refused the same way.
     assert "more than" in _refused(route, userId="u", event="E", **{field: nested(400)}).message
 
 

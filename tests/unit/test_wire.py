@@ -155,3 +155,10 @@ def test_records_nested_deeper_than_ingest_accepts_are_refused(field: str) -> No
         decode_touchpoint(record(MAX_DEPTH + 1))
     with pytest.raises(ValueError, match="recursion limit"):
         decode_touchpoint(record(5000))
+
+
+def test_invalid_utf8_in_a_record_is_refused_as_undecodable() -> None:
+    raw = (b'{"event_id":"e","customer_id":"c\xff","event":"x","occurred_at":"2026-01-01T00:00:00Z",'
+           b'"received_at":"2026-01-01T00:00:00Z"}')
+    with pytest.raises(ValueError, match="Invalid JSON"):
+        decode_touchpoint(raw)

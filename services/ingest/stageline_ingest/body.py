@@ -67,11 +67,13 @@ def decode_body(data: bytes, content_encoding: str | None, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
-    """The body's JSON document, decoded as the hot path decodes it (integers of any size stay
-    exact); a 400 naming the problem when it is not JSON or nests too deeply to decode."""
+    """The body's JSON document, decoded as the hot path decodes it (integers stay exact); a 400
+    naming the problem when it is not JSON (or not UTF-8) or nests too deeply to decode."""
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
+        raise ApiError(400, "malformed_json", f"request body is not valid UTF-8: {exc}") from None
     except RecursionError:
         raise ApiError(400, "malformed_json", "request body is nested too deeply") from None

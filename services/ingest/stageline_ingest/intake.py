@@ -90,9 +90,9 @@ def read_events(body: bytes, received_at: datetime, source: str | None = None) -
     is taken apart event by event, and each event in doubt goes to pydantic, which names the
     problem.
     """
-    plain = decode_plain(body)
-    if plain is not None:
-        records = [plain_record(event, received_at, source) for event in plain]
+    events = decode_plain(body)
+    if events is not None:
+        records = [plain_record(event, received_at, source) for event in events]
         if all(_within_limit(record) for record in records):
             return Intake(accepted=cast(list[WireRecord], records))
     items, is_batch = _items(body)

@@ -1,7 +1,8 @@
 """Plainly valid client events, decoded and encoded by msgspec: the hot path of ingest.
 
 msgspec checks types, lengths and unknown fields while it decodes a request body, in C; what it
-cannot check (blank values, control characters, timestamps, NULs) `plain_record` checks. None
+cannot check (blank values, control characters, nesting depth, timestamps, NULs) `plain_record`
+checks. None
 anywhere means "in doubt": the caller then takes the pydantic path, which names the problem.
 For every event a record is returned for, the record is byte for byte
 `stamp(TouchpointIn.model_validate(item), received_at, source).to_record()` (UUIDs aside),
@@ -16,7 +17,6 @@ import msgspec
 from stageline_shared.events import (
     CONTROL_CHARACTERS,
     MAX_BATCH_EVENTS,
-    MAX_DEPTH,
     MAX_FUTURE_SKEW,
     NUL_ESCAPED,
     WIRE_VERSION,
@@ -64,6 +64,8 @@ class _Record(msgspec.Struct, kw_only=True):
     source: str | None
 
 
+# msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 inside a string.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _BATCH = msgspec.json.Decoder(_PlainBatch)
 _EVENT = msgspec.json.Decoder(PlainEvent)
 _ENCODE = msgspec.json.Encoder().encode
@@ -73,11 +75,11 @@ def decode_plain(body: bytes) -> list[PlainEvent] | None:
     """The events of a body (`{"batch": [...]}` or one event) if msgspec finds each plain, else None."""
     try:
         return _BATCH.decode(body).batch
-    except (msgspec.DecodeError, RecursionError):
+    except _UNDECODABLE:
         pass
     try:
         return [_EVENT.decode(body)]
-    except (msgspec.DecodeError, RecursionError):
+    except _UNDECODABLE:
         return None
 
 
@@ -107,7 +109,7 @@ def plain_record(event: PlainEvent, received_at: datetime, source: str | None = 
     # the pattern then clears.
     if not names.isprintable() and CONTROL_CHARACTERS.search(names):
         return None
-    if event.properties and nests_deeper(event.properties, MAX_DEPTH):
+    if event.properties and nests_deeper(event.properties):
         return None
     occurred_at = received_at
     clamped = False

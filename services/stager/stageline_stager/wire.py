@@ -64,7 +64,7 @@ def decode_touchpoint(raw: bytes) -> TouchpointFields:
     if NUL_ESCAPED not in raw and not _SUB_MICROSECONDS.search(raw):
         try:
             record = _DECODER.decode(raw)
-        except (msgspec.DecodeError, RecursionError):  # not JSON, or JSON that breaks the contract
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not JSON or not the contract
             pass
         else:
             if not ((record.properties and nests_deeper(record.properties))
