@@ -1,12 +1,20 @@
 """One JSON error shape for every HTTP service: {"code": ..., "message": ...} (Segment's)."""
 
+import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stageline_shared import database
+
+log = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -40,6 +48,12 @@ def error_response(
     return json_response({"code": code, "message": message, **extra}, status, headers)
 
 
+def database_unavailable() -> ApiError:
+    """The 503 for a request the database could not serve: nothing was done, retry later."""
+    return ApiError(503, "database_unavailable", "the database is unavailable; retry later",
+                    headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -57,3 +71,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    async def _database(request: Request, exc: Exception) -> Response:
+        if not database.unavailable(exc):
+            raise exc  # a failing query is a bug: a 500, logged with its traceback
+        log.warning("answered 503 to %s %s: database unavailable (%r)", request.method,
+                    request.url.path, exc)
+        return database_unavailable().response()
+
+    for kind in (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(kind, _database)

@@ -15,6 +15,9 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from stageline_shared import database
+from stageline_shared.errors import database_unavailable
+
 KeyKind = Literal["write", "read", "admin"]
 KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
 MAX_LABEL = 100
@@ -100,12 +103,17 @@ class KeyStore:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with self._db.connect() as conn:
-            row = (await conn.execute(
-                text("SELECT id, kind, source, name FROM api_keys "
-                     "WHERE key_hash = :hash AND revoked_at IS NULL"),
-                {"hash": digest},
-            )).first()
+        try:
+            async with self._db.connect() as conn:
+                row = (await conn.execute(
+                    text("SELECT id, kind, source, name FROM api_keys "
+                         "WHERE key_hash = :hash AND revoked_at IS NULL"),
+                    {"hash": digest},
+                )).first()
+        except Exception as exc:
+            if database.unavailable(exc):  # ingest's fast path answers only ApiErrors itself
+                raise database_unavailable() from None
+            raise
         key = ApiKey(row.id, row.kind, row.source, row.name) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: unknown keys sprayed at us must not grow memory
