@@ -14,7 +14,8 @@ MAX_BATCH_EVENTS = 1000
 MAX_FUTURE_SKEW = timedelta(hours=24)
 MAX_DEPTH = 32  # how deep objects and arrays may nest in properties and context
 WIRE_VERSION = 1
-_ENCODE = msgspec.json.Encoder().encode
+# The one JSON encoder of records: Touchpoint.to_json and ingest's hot path write the same bytes.
+encode_json = msgspec.json.Encoder().encode
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 NUL_ESCAPED = b"\\u0000"  # how JSON writes U+0000 (msgspec, orjson), in a key or a value
@@ -130,7 +131,7 @@ class Touchpoint(BaseModel):
 
     def to_json(self) -> bytes:
         """The record value; msgspec writes what ingest's hot path writes (stageline_ingest.plain)."""
-        return _ENCODE(self.model_dump(mode="json"))
+        return encode_json(self.model_dump(mode="json"))
 
     def to_record(self) -> "WireRecord":
         return WireRecord(self.customer_id.encode(), self.to_json(), self.event_id, self.clamped)
@@ -148,9 +149,9 @@ class Touchpoint(BaseModel):
             raise ValueError(describe_validation_error(exc)) from None
         except RecursionError:
             raise ValueError("record is nested too deeply to decode") from None
-        for name, value in (("properties", touchpoint.properties), ("context", touchpoint.context)):
-            if value and nests_deeper(value):
-                raise too_deep(name)
+        field = too_deep_field(touchpoint)
+        if field is not None:
+            raise too_deep(field)
         if NUL_ESCAPED in raw:  # JSON carries a NUL only escaped (or it is an escaped backslash)
             touchpoint._reject_nul()
         return touchpoint
@@ -196,6 +197,14 @@ class TouchpointFields(Protocol):
     def context(self) -> dict[str, Any]: ...
     @property
     def source(self) -> str | None: ...
+
+
+def too_deep_field(touchpoint: TouchpointFields) -> str | None:
+    """"properties" or "context" when it nests deeper than ingest accepts, else None."""
+    for name, value in (("properties", touchpoint.properties), ("context", touchpoint.context)):
+        if value and nests_deeper(value):
+            return name
+    return None
 
 
 def links(touchpoint: TouchpointFields) -> list[tuple[str, str]]:

@@ -2,8 +2,8 @@
 
 msgspec checks types, lengths and unknown fields while it decodes a request body, in C; what it
 cannot check (blank values, control characters, nesting depth, timestamps, NULs) `plain_record`
-checks. None
-anywhere means "in doubt": the caller then takes the pydantic path, which names the problem.
+checks. None anywhere means "in doubt": the caller then takes the pydantic path, which names the
+problem.
 For every event a record is returned for, the record is byte for byte
 `stamp(TouchpointIn.model_validate(item), received_at, source).to_record()` (UUIDs aside),
 as tests/unit/test_ingest_hot_path.py checks.
@@ -21,6 +21,7 @@ from stageline_shared.events import (
     NUL_ESCAPED,
     WIRE_VERSION,
     WireRecord,
+    encode_json,
     nests_deeper,
     new_event_id,
 )
@@ -68,7 +69,6 @@ class _Record(msgspec.Struct, kw_only=True):
 _UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _BATCH = msgspec.json.Decoder(_PlainBatch)
 _EVENT = msgspec.json.Decoder(PlainEvent)
-_ENCODE = msgspec.json.Encoder().encode
 
 
 def decode_plain(body: bytes) -> list[PlainEvent] | None:
@@ -125,7 +125,7 @@ def plain_record(event: PlainEvent, received_at: datetime, source: str | None = 
             occurred_at, clamped = received_at, True
     if event_id is None:
         event_id = new_event_id()
-    value = _ENCODE(_Record(event_id=event_id, customer_id=customer_id, event=name, channel=channel,
+    value = encode_json(_Record(event_id=event_id, customer_id=customer_id, event=name, channel=channel,
                             occurred_at=occurred_at, received_at=received_at, clamped=clamped,
                             properties=event.properties, source=source))
     # The value holds every string of the event, and JSON writes a NUL, in a key or a value,

@@ -20,7 +20,7 @@ from stageline_shared.events import (
     Touchpoint,
     TouchpointFields,
     TouchpointType,
-    nests_deeper,
+    too_deep_field,
 )
 
 _ID = msgspec.Meta(min_length=1, max_length=128)
@@ -67,7 +67,6 @@ def decode_touchpoint(raw: bytes) -> TouchpointFields:
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not JSON or not the contract
             pass
         else:
-            if not ((record.properties and nests_deeper(record.properties))
-                    or (record.context and nests_deeper(record.context))):
+            if too_deep_field(record) is None:
                 return record
     return Touchpoint.from_json(raw)
