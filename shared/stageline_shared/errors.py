@@ -1,6 +1,7 @@
 """One JSON error shape for every HTTP service: {"code": ..., "message": ...} (Segment's)."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -8,13 +9,33 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from stageline_shared import database
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_S = 5
+
+
+# FastAPI's own answer to a body it could not read (not UTF-8, say): named like ingest's.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer; some errors add fields (`rejected`, say)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="What went wrong, for programs: malformed_json, invalid_key, …")
+    message: str = Field(description="What went wrong, for people: names the field or limit")
+
+
+def error_docs(described: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for error statuses: each documented with its meaning and ErrorBody."""
+    return {status: {"model": ErrorBody, "description": text} for status, text in described.items()}
 
 
 class ApiError(Exception):
@@ -54,6 +75,19 @@ def database_unavailable() -> ApiError:
                     headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method some route takes at this path (Starlette's 405 names the first route's only).
+
+    Each method is tried against every top-level route, included routers as a whole, through
+    the routes' own `matches`."""
+    routes = request.app.router.routes
+    return {method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -69,8 +103,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+            return error_response(400, "malformed_json", "request body is not valid JSON (UTF-8)")
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     async def _database(request: Request, exc: Exception) -> Response:
         if not database.unavailable(exc):

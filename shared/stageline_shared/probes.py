@@ -2,11 +2,17 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from stageline_shared.errors import json_response
 from stageline_shared.health import readiness
 
 router = APIRouter(tags=["probes"])
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]  # "broker", "database": reachable or not
 
 
 @router.get("/healthz")
@@ -15,7 +21,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, responses={
+    503: {"model": Readiness, "description": "The broker or the database is not reachable"}})
 async def readyz(request: Request) -> Response:
     """Broker and database reachable: 200, else 503 naming which is not."""
     ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,

@@ -1,12 +1,12 @@
 """Key checks for the API: a read key (or an admin key) for reads, an admin key to manage keys."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from stageline_shared.auth import authenticate
-from stageline_shared.errors import ApiError
+from stageline_shared.errors import ApiError, error_docs
 from stageline_shared.keys import ApiKey, KeyKind
 
 # auto_error=False: a missing key gets our JSON error, not FastAPI's; the scheme still shows in
@@ -15,10 +15,12 @@ bearer = HTTPBearer(auto_error=False, description="A read key for reads; an admi
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stageline"'}
 
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No key, or an unknown or revoked one"},
-    403: {"description": "A key of the wrong kind"},
-}
+# Every route checks a key, and keys live in the database: any route may answer 503.
+AUTH_ERRORS = error_docs({
+    401: "No key, or an unknown or revoked one",
+    403: "A key of the wrong kind",
+    503: "The database is unavailable; retry after Retry-After",
+})
 
 
 async def _key_of(request: Request, credentials: HTTPAuthorizationCredentials | None,

@@ -4,13 +4,14 @@ The probes (stageline_shared.probes) stay open: orchestrators and load balancers
 """
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stageline_api import cursor, repository
 from stageline_api.auth import AUTH_ERRORS, require_read_key
+from stageline_api.paths import CUSTOMER
 from stageline_api.schemas import (
     CustomerOut,
     CustomerStage,
@@ -22,11 +23,11 @@ from stageline_api.schemas import (
     Timeline,
     TimelineItem,
 )
-from stageline_shared.errors import ApiError
+from stageline_shared.errors import ApiError, error_docs
 from stageline_shared.journeys import Journey
 
 router = APIRouter(dependencies=[Depends(require_read_key)], responses=AUTH_ERRORS)
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown journey or customer"}}
+NOT_FOUND = error_docs({404: "Unknown journey or customer", 422: "An invalid path or query parameter"})
 
 
 async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -69,8 +70,9 @@ async def journey_stages(request: Request, journey: str, conn: Conn) -> StageCou
 
 
 # Customer ids may hold any character, "/" included (sent percent-encoded): the routes take
-# the rest of the path, and the timeline route is matched first.
-@router.get("/v1/customers/{customer_id:path}/timeline", responses=NOT_FOUND)
+# the rest of the path (paths.py).
+@router.get("/v1/customers/{customer_id:path}/timeline",
+            responses=NOT_FOUND | error_docs({400: "A cursor this API did not return"}))
 async def customer_timeline(
     request: Request,
     customer_id: str,
@@ -106,7 +108,7 @@ async def customer_timeline(
     return Timeline(customer_id=customer_id, items=items, next_cursor=next_cursor)
 
 
-@router.get("/v1/customers/{customer_id:path}", responses=NOT_FOUND)
+@router.get(CUSTOMER, responses=NOT_FOUND)
 async def customer(
     request: Request, customer_id: str, conn: Conn, journey: str | None = None
 ) -> CustomerOut:

@@ -13,8 +13,9 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 
 from stageline_api.auth import AUTH_ERRORS, require_admin_key
+from stageline_api.paths import CUSTOMER
 from stageline_api.schemas import EraseQueued
-from stageline_shared.errors import ApiError
+from stageline_shared.errors import ApiError, error_docs
 from stageline_shared.events import Touchpoint, new_event_id
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,11 @@ class EraseProducer:
             await self._producer.stop()
 
 
-@router.delete("/v1/customers/{customer_id:path}", status_code=202,
-               responses={503: {"description": "The broker did not take the request"}})
+@router.delete(CUSTOMER, status_code=202,
+               responses=error_docs({
+                   422: "An invalid customer id",
+                   503: "The broker or the database is unavailable; retry after Retry-After",
+               }))
 async def erase_customer(request: Request, customer_id: str) -> EraseQueued:
     """Erase a customer (any of its ids): touchpoints, stages, transitions, identity links.
 

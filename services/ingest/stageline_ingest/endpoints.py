@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from stageline_ingest.auth import require_write_key
 from stageline_ingest.body import read_body
 from stageline_ingest.delivery import deliver
+from stageline_ingest.docs import EVENTS_DOC, EVENTS_ERRORS, EventsAccepted
 from stageline_ingest.intake import read_events
 from stageline_ingest.metrics import count_rejected, refusals_counted
 from stageline_shared.errors import ApiError, json_response
@@ -17,19 +18,10 @@ from stageline_shared.keys import ApiKey
 
 router = APIRouter()
 
-EVENTS_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"examples": {
-            "one": {"value": {"customer_id": "c-42", "event": "Product Viewed", "channel": "web",
-                              "properties": {"sku": "SKU-1"}}},
-            "batch": {"value": {"batch": [{"customer_id": "c-42", "event": "Order Completed"}]}},
-        }}},
-    }
-}
 
 
-@router.post("/v1/events", status_code=202, openapi_extra=EVENTS_DOC)
+@router.post("/v1/events", status_code=202, openapi_extra=EVENTS_DOC, response_model=EventsAccepted,
+             responses=EVENTS_ERRORS)
 async def post_events(request: Request, key: Annotated[ApiKey, Depends(require_write_key)]) -> Response:
     """Accept one touchpoint or {"batch": [...]}; 202 only once the broker holds them."""
     with refusals_counted():

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from stageline_ingest.auth import check_write_key
 from stageline_ingest.body import decode_body, read_body
 from stageline_ingest.delivery import deliver
+from stageline_ingest.docs import INGEST_ERRORS, SegmentAccepted, segment_doc
 from stageline_ingest.metrics import EVENTS_REJECTED, count_rejected, refusals_counted
 from stageline_ingest.segment_intake import (
     MAX_REQUEST_BYTES,
@@ -30,7 +31,7 @@ from stageline_shared.auth import presented_key
 from stageline_shared.errors import ApiError, json_response
 from stageline_shared.keys import ApiKey
 
-router = APIRouter(tags=["segment"])
+router = APIRouter(tags=["segment"], responses=INGEST_ERRORS)
 
 EXAMPLES: dict[str, dict[str, Any]] = {
     "track": {"userId": "u-42", "event": "Order Completed", "properties": {"total": 42.5}},
@@ -43,11 +44,6 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                         {"type": "page", "anonymousId": "a-7", "name": "Pricing"}],
               "context": {"library": {"name": "analytics-node"}}, "sentAt": "2026-11-23T10:00:00Z"},
 }
-
-
-def _doc(route: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"example": EXAMPLES[route]}}}}
 
 
 async def _read(request: Request) -> tuple[ApiKey, dict[str, Any], datetime]:
@@ -86,10 +82,11 @@ def _single(route: SegmentType) -> Callable[[Request], Awaitable[Response]]:
 
 
 for _route in TYPES:
-    router.add_api_route(f"/v1/{_route}", _single(_route), methods=["POST"], openapi_extra=_doc(_route))
+    router.add_api_route(f"/v1/{_route}", _single(_route), methods=["POST"],
+                         openapi_extra=segment_doc(EXAMPLES[_route]), response_model=SegmentAccepted)
 
 
-@router.post("/v1/batch", openapi_extra=_doc("batch"))
+@router.post("/v1/batch", openapi_extra=segment_doc(EXAMPLES["batch"]), response_model=SegmentAccepted)
 async def segment_batch(request: Request) -> Response:
     """Up to 2,500 Segment messages; refused ones are listed, the others accepted."""
     key, document, received_at = await _read(request)
