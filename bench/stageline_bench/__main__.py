@@ -118,6 +118,8 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
     if "api" in config.phases:
         _phase(results, "api", lambda: api.run(stack, config, results))
         stack.stop_services("api")
+    if "raw" in config.phases and len(config.phases) > 1:
+        _phase(results, "raw_end", lambda: raw.recheck(stack, config, results))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,6 +97,13 @@ def _cpu(details: dict[str, Any]) -> str:
     return f"; machine busy {cpu['machine_busy_cores']:.2f} cores, CPU per event: {', '.join(parts)}"
 
 
+# (what, figure at the start, the same figure at the end, unit): raw.recheck's figures.
+_RECHECKED = (
+    ("Raw producer", "raw.producer.events_per_s", "raw.producer.end.events_per_s", "events/s"),
+    ("Raw Postgres", "raw.postgres.rows_per_s", "raw.postgres.end.rows_per_s", "rows/s"),
+)
+
+
 def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]]:
     """(measurement, result, check id or reference) per line of the table."""
     config = report["config"]
@@ -107,6 +114,11 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
         (f"Raw Postgres: asyncpg COPY → temp table + INSERT … ON CONFLICT + stage upsert, "
          f"{config['raw_rows_per_txn']:,} rows/txn", _n(v("raw.postgres.rows_per_s"), "rows/s"), "reference"),
     ]
+    for what, start_id, end_id, unit in _RECHECKED:
+        start, end = v(start_id), v(end_id)
+        if start and end:
+            rows.append((f"{what} again, after every other phase (the machine's drift)",
+                         f"{_n(end, unit)} ({end / start - 1:+.1%} from the start)", "reference"))
     by_connections = report["details"].get("ingest", {}).get("by_connections", {})
     for c in config["concurrencies"]:
         cpu = by_connections.get(str(c))
