@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
         if name in config.phases:
             _phase(results, name, body)
             stop_live(stack, config, name)
+            _phase(results, f"{name} release", partial(stack.release, name))
     if "pipeline" in config.phases or "e2e" in config.phases:
         try:
             live = start_live(stack, config)
@@ -115,9 +117,11 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
                 _phase(results, "e2e", lambda: e2e.run(live, config, results))
         finally:
             stop_live(stack, config, "live")
+        _phase(results, "live release", partial(stack.release, "live"))
     if "api" in config.phases:
         _phase(results, "api", lambda: api.run(stack, config, results))
         stack.stop_services("api")
+        _phase(results, "api release", partial(stack.release, "api"))
     if "raw" in config.phases and len(config.phases) > 1:
         _phase(results, "raw_end", lambda: raw.recheck(stack, config, results))
 

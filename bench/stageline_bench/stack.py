@@ -3,7 +3,8 @@
 KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (or --bootstrap / --database-url) point the run at an
 existing broker and Postgres server; otherwise a Tansu broker and an embedded PostgreSQL are
 started and removed at the end. Every phase gets its own database (cloned from one migrated
-template, with fresh keys) and topic, so no phase sees another's data.
+template, with fresh keys) and topic, so no phase sees another's data; a finished phase's are
+released before the next phase starts, so none pays for another's leftovers either.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 
 from stageline_bench.config import BenchConfig
 from stageline_bench.progress import log
@@ -165,6 +167,21 @@ class BenchStack:
         self.keys[url] = asyncio.run(_create_keys(url))
         return url
 
+    def release(self, phase: str) -> None:
+        """Delete a finished phase's topics and database, then checkpoint.
+
+        Otherwise the next phase pays for this one's leftovers: the in-memory broker holding
+        millions of consumed events, and Postgres writing out the finished phase's pages.
+        """
+        topics = asyncio.run(delete_topics(self.bootstrap, self.topic(phase)))
+        name = f"stageline_bench_{self.run_id}_{phase}"
+        if name in self._databases:
+            asyncio.run(drop_database(self.server_url, name))
+            self._databases.remove(name)
+        checkpointed = asyncio.run(_checkpoint(self.server_url))
+        log.info("%s: released topics %s and database %s%s", phase, ", ".join(topics) or "(none)",
+                 name, "; checkpoint done" if checkpointed else "")
+
     def broker_cpu_s(self) -> float | None:
         """CPU seconds of the broker the bench started (None for a configured one)."""
         pid = self._broker.pid if self._broker is not None else None
@@ -241,6 +258,31 @@ class BenchStack:
             shutil.rmtree(self._pg_dir, ignore_errors=True)
         if self._broker is not None:
             self._broker.stop()
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Delete the topics whose names start with `prefix`; returns their names."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="stageline-bench")
+    await admin.start()
+    try:
+        topics = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if topics:
+            await admin.delete_topics(topics)
+        return topics
+    finally:
+        await admin.close()
+
+
+async def _checkpoint(server_url: str) -> bool:
+    """CHECKPOINT, where the bench's role may run it (a configured server may not allow it)."""
+    conn = await asyncpg.connect(plain_url(server_url))
+    try:
+        await conn.execute("CHECKPOINT")
+        return True
+    except asyncpg.InsufficientPrivilegeError:
+        return False
+    finally:
+        await conn.close()
 
 
 async def _create_keys(database_url: str) -> dict[str, str]:
