@@ -53,7 +53,8 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     started = time.monotonic()
     timings = asyncio.run(load_dataset(plain_url(url), config.api_customers, config.touchpoints,
                                        config.hot, journeys))
-    log.info("API dataset loaded in %.0fs", time.monotonic() - started)
+    log.info("API dataset loaded in %.0fs%s", time.monotonic() - started,
+             "; checkpoint done" if stack.checkpoint() else "")
     api = stack.start_service("api", "api", url, stack.topic("api"))
     read_key = stack.keys[url]["read"]
     journey = journeys[0][0]

@@ -178,9 +178,14 @@ class BenchStack:
         if name in self._databases:
             asyncio.run(drop_database(self.server_url, name))
             self._databases.remove(name)
-        checkpointed = asyncio.run(_checkpoint(self.server_url))
+        checkpointed = self.checkpoint()
         log.info("%s: released topics %s and database %s%s", phase, ", ".join(topics) or "(none)",
                  name, "; checkpoint done" if checkpointed else "")
+
+    def checkpoint(self) -> bool:
+        """Write out every dirty page now, where the bench's role may (a configured server may not
+        allow it): a phase's own loading is then not written out while it measures."""
+        return asyncio.run(_checkpoint(self.server_url))
 
     def broker_cpu_s(self) -> float | None:
         """CPU seconds of the broker the bench started (None for a configured one)."""
