@@ -16,6 +16,9 @@ MAX_DEPTH = 32  # how deep objects and arrays may nest in properties and context
 WIRE_VERSION = 1
 # The one JSON encoder of records: Touchpoint.to_json and ingest's hot path write the same bytes.
 encode_json = msgspec.json.Encoder().encode
+# What msgspec raises for bytes it cannot decode: not JSON, invalid UTF-8 inside a string
+# (UnicodeDecodeError, not DecodeError), or nesting too deep for its recursion.
+UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 NUL_ESCAPED = b"\\u0000"  # how JSON writes U+0000 (msgspec, orjson), in a key or a value

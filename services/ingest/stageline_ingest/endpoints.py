@@ -19,7 +19,6 @@ from stageline_shared.keys import ApiKey
 router = APIRouter()
 
 
-
 @router.post("/v1/events", status_code=202, openapi_extra=EVENTS_DOC, response_model=EventsAccepted,
              responses=EVENTS_ERRORS)
 async def post_events(request: Request, key: Annotated[ApiKey, Depends(require_write_key)]) -> Response:

@@ -19,6 +19,7 @@ from stageline_shared.events import (
     MAX_BATCH_EVENTS,
     MAX_FUTURE_SKEW,
     NUL_ESCAPED,
+    UNDECODABLE,
     WIRE_VERSION,
     WireRecord,
     encode_json,
@@ -65,8 +66,6 @@ class _Record(msgspec.Struct, kw_only=True):
     source: str | None
 
 
-# msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 inside a string.
-_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _BATCH = msgspec.json.Decoder(_PlainBatch)
 _EVENT = msgspec.json.Decoder(PlainEvent)
 
@@ -75,11 +74,11 @@ def decode_plain(body: bytes) -> list[PlainEvent] | None:
     """The events of a body (`{"batch": [...]}` or one event) if msgspec finds each plain, else None."""
     try:
         return _BATCH.decode(body).batch
-    except _UNDECODABLE:
+    except UNDECODABLE:
         pass
     try:
         return [_EVENT.decode(body)]
-    except _UNDECODABLE:
+    except UNDECODABLE:
         return None
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from stageline_shared.events import (
     NUL_ESCAPED,
+    UNDECODABLE,
     WIRE_VERSION,
     Touchpoint,
     TouchpointFields,
@@ -64,7 +65,7 @@ def decode_touchpoint(raw: bytes) -> TouchpointFields:
     if NUL_ESCAPED not in raw and not _SUB_MICROSECONDS.search(raw):
         try:
             record = _DECODER.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # not JSON or not the contract
+        except UNDECODABLE:  # not JSON, or not the contract
             pass
         else:
             if too_deep_field(record) is None:
