@@ -129,7 +129,7 @@ class BenchStack:
         self._broker: Broker | None = None
         self._postgres: EmbeddedPostgres | None = None
         self._pg_dir: Path | None = None
-        self._template = f"stageline_bench_{self.run_id}_tpl"
+        self._template = self._database_name("tpl")
         self._databases: list[str] = []
         self._services: list[Service] = []
 
@@ -159,9 +159,12 @@ class BenchStack:
     def topic(self, phase: str) -> str:
         return f"bench-{self.run_id}-{phase}"
 
+    def _database_name(self, phase: str) -> str:
+        return f"stageline_bench_{self.run_id}_{phase}"
+
     def database(self, phase: str) -> str:
         """A fresh migrated database for a phase, with a write, a read and an admin key."""
-        name = f"stageline_bench_{self.run_id}_{phase}"
+        name = self._database_name(phase)
         url = ensure_database(self.server_url, name, template=self._template)
         self._databases.append(name)
         self.keys[url] = asyncio.run(_create_keys(url))
@@ -174,7 +177,7 @@ class BenchStack:
         millions of consumed events, and Postgres writing out the finished phase's pages.
         """
         topics = asyncio.run(delete_topics(self.bootstrap, self.topic(phase)))
-        name = f"stageline_bench_{self.run_id}_{phase}"
+        name = self._database_name(phase)
         if name in self._databases:
             asyncio.run(drop_database(self.server_url, name))
             self._databases.remove(name)
