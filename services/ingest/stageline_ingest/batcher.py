@@ -4,7 +4,9 @@ Producing message by message costs ~15 µs each in aiokafka, and one `send_batch
 collapses under many concurrent requests (aiokafka accepts one waiting batch per partition). So
 every request appends its records to the partition's open batch; a flusher per partition sends
 the batch when it is full or `linger_s` old, one at a time, and each request waits for the
-delivery futures of the batches that hold its records.
+delivery futures of the batches that hold its records. Batches grow with the load even without
+linger: while the flusher waits for aiokafka to take its batch (one queued batch per partition,
+one request in flight per broker), the next batch fills.
 """
 
 import asyncio

@@ -15,7 +15,7 @@ class IngestSettings(CommonSettings):
     retry_after_s: int = Field(default=5, ge=1)
     startup_timeout_s: float = Field(default=60.0, gt=0)
     compression: Literal["none", "gzip", "lz4", "zstd"] = "none"
-    linger_ms: int = Field(default=5, ge=0)
+    linger_ms: int = Field(default=0, ge=0)
     rate_limit_rps: float = Field(default=2000.0, gt=0)
     rate_limit_burst: float = Field(default=4000.0, ge=1)
     key_cache_s: float = Field(default=5.0, ge=0)
