@@ -1,4 +1,5 @@
-"""`make run`: the whole system on this machine, stopped cleanly by Ctrl-C."""
+"""`make run`: the whole system on this machine, stopped cleanly by Ctrl-C, SIGTERM or SIGHUP, or
+when the process that started it (make, a shell) goes away."""
 
 import logging
 import os
@@ -70,8 +71,9 @@ def run() -> None:
     def _stop(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
+    parent = os.getppid()
 
     broker: Broker | None = None
     postgres: EmbeddedPostgres | None = None
@@ -111,6 +113,10 @@ def run() -> None:
             bootstrap=bootstrap, database=database_url, logs=logs.resolve(), **keys,
         ), flush=True)
         while not stopping.wait(1):
+            if os.getppid() != parent:
+                # make or the shell was killed: nobody is left to press Ctrl-C.
+                log.warning("the process that started the stack (pid %d) is gone; stopping", parent)
+                break
             for service in services:
                 if not service.running:
                     log.error("%s exited (see %s); stopping", service.name, service.log_file)
