@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import stageline_bench
-from stageline_bench import api, e2e, ingest, pipeline, raw, report, soak, stager
+from stageline_bench import api, e2e, ingest, pipeline, pipeline_steady, raw, report, soak, stager
 from stageline_bench.config import PHASES, BenchConfig, quick
 from stageline_bench.live import start_live, stop_live
 from stageline_bench.loadgen import choose
@@ -32,6 +32,7 @@ SIZES = {  # flag -> (config field, type, help)
     "--events": ("events", int, "stager: events preloaded (default 1,000,000)"),
     "--customers": ("customers", int, "stager and load: customers (default 100,000)"),
     "--pipeline-seconds": ("pipeline_seconds", float, "whole pipeline: seconds (default 30)"),
+    "--pipeline-rate": ("pipeline_rate", int, "whole pipeline held at this steady events/s (default 30,000)"),
     "--rate": ("rate", int, "e2e and soak: steady events/s (default 2,000)"),
     "--seconds": ("seconds", float, "e2e duration (default 60); soak duration (default 600)"),
     "--api-customers": ("api_customers", int, "API dataset: customers (default 1,000,000)"),
@@ -113,6 +114,7 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
             live = start_live(stack, config)
             if "pipeline" in config.phases:
                 _phase(results, "pipeline", lambda: pipeline.run(stack, live, config, results))
+                _phase(results, "pipeline steady", lambda: pipeline_steady.run(stack, live, config, results))
             if "e2e" in config.phases:
                 _phase(results, "e2e", lambda: e2e.run(live, config, results))
         finally:

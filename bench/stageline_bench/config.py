@@ -17,6 +17,7 @@ class BenchConfig:
     events: int = 1_000_000  # stager: preloaded topic
     customers: int = 100_000
     pipeline_seconds: float = 30.0
+    pipeline_rate: int = 30_000  # whole pipeline held at a steady rate: the issue's target
     rate: int = 2_000  # e2e and soak: steady events/s
     seconds: float = 60.0  # e2e (or soak) duration
     api_customers: int = 1_000_000
@@ -44,6 +45,6 @@ def quick(config: BenchConfig) -> BenchConfig:
     """A few thousand events per phase: seconds, for the CI smoke; timings mean nothing."""
     return replace(
         config, quick=True, raw_messages=5_000, raw_rows=5_000, ingest_seconds=2.0, events=5_000,
-        customers=500, pipeline_seconds=3.0, rate=500, seconds=4.0, api_customers=5_000,
+        customers=500, pipeline_seconds=3.0, pipeline_rate=1_000, rate=500, seconds=4.0, api_customers=5_000,
         touchpoints=50_000, hot_customers=20, api_seconds=2.0,
     )

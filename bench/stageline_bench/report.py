@@ -45,6 +45,12 @@ def targets(concurrencies: tuple[int, ...]) -> list[Target]:
         Target("pipeline", "≥ 30,000 events/s", _figure("pipeline.events_per_s"),
                lambda v: v >= 30_000, ratio=False,
                ratio_to=_ratio("pipeline.events_per_s", "raw.postgres.rows_per_s")),
+        # The same target held open loop: the rate kept (1% for the sender's clock), and no
+        # growing lag, i.e. never a second of events behind.
+        Target("pipeline.steady", "≥ 30,000 events/s kept", _figure("pipeline.steady.events_per_s"),
+               lambda v: v >= 0.99 * 30_000, ratio=False),
+        Target("pipeline.steady.lag", "lag < 1 s of events (not growing)",
+               _figure("pipeline.steady.max_lag_s"), lambda v: v < 1, ratio=False),
         Target("e2e.counts", "p99 < 1 s", _figure("e2e.counts.p99_ms"), lambda v: v < 1000, ratio=False),
         Target("e2e.timeline", "p99 < 1 s", _figure("e2e.timeline.p99_ms"), lambda v: v < 1000,
                ratio=False),
@@ -97,6 +103,22 @@ def _cpu(details: dict[str, Any]) -> str:
     return f"; machine busy {cpu['machine_busy_cores']:.2f} cores, CPU per event: {', '.join(parts)}"
 
 
+def _steady_cpu(report: dict[str, Any]) -> str:
+    """" (machine busy 1.41 cores, …)" of the steady pipeline, or nothing."""
+    cpu = _cpu(report["details"].get("pipeline_steady", {}))
+    return f" ({cpu.removeprefix('; ')})" if cpu else ""
+
+
+def _steady_lag(results: Results) -> str:
+    """"1,234 events = 0.04 s of load; 0.31 s" (largest lag; drain time), or "—"."""
+    v = results.value
+    if v("pipeline.steady.max_lag_s") is None:
+        return "—"
+    events = int(v("pipeline.steady.max_lag_events") or 0)
+    return (f"{events:,} events = {_n(v('pipeline.steady.max_lag_s'), 's')} of load; "
+            f"{_n(v('pipeline.steady.drain_s'), 's')}")
+
+
 # (what, figure at the start, the same figure at the end, unit): raw.recheck's figures.
 _RECHECKED = (
     ("Raw producer", "raw.producer.events_per_s", "raw.producer.end.events_per_s", "events/s"),
@@ -147,6 +169,11 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
         (f"Whole pipeline sustained: ingest + stager, {max(config['concurrencies'])} connections "
          "(ratio: to raw Postgres, the lower limit)",
          _n(v("pipeline.events_per_s"), "events/s") + pipeline_cpu, "pipeline"),
+        (f"Whole pipeline held at {config['pipeline_rate']:,} events/s for {config['pipeline_seconds']:g} s "
+         "(open loop, stager running): load kept",
+         _n(v("pipeline.steady.events_per_s"), "events/s") + _steady_cpu(report), "pipeline.steady"),
+        ("Whole pipeline held: largest lag (acknowledged, not yet applied); back to 0 after the load",
+         _steady_lag(results), "pipeline.steady.lag"),
         (f"End to end at {config['rate']:,} events/s for {config['seconds']:g} s: 2xx → in stage counts",
          _latency(results, "e2e.counts"), "e2e.counts"),
         ("End to end: 2xx → in the customer's timeline", _latency(results, "e2e.timeline"), "e2e.timeline"),

@@ -1,85 +1,19 @@
-"""`make soak`: a steady load for minutes; RSS drift per service and the largest consumer lag.
-
-Lag is the events acknowledged by ingest and not yet applied by the stager (stored offsets),
-sampled twice a second; after the load stops, the time until it is back to 0 is the drain time.
-RSS drift compares each service at the end of the load with itself after the warm-up (the first
-10% of the run, at most a minute): start-up growth is not drift.
+"""`make soak`: a steady load for minutes; RSS drift per service and the largest consumer lag
+(sampled as sampler.py says).
 """
 
 import asyncio
-import contextlib
-import time
 from typing import Any
 
-import asyncpg
-
 from stageline_bench.config import BenchConfig
-from stageline_bench.e2e import Baseline, prepare
+from stageline_bench.e2e import prepare
 from stageline_bench.ingest import basic_auth
 from stageline_bench.live import Live, start_live, stop_live
-from stageline_bench.offsets import applied
 from stageline_bench.progress import log
 from stageline_bench.results import Results
+from stageline_bench.sampler import Sampler, rss_by_kind
 from stageline_bench.stack import BenchStack
 from stageline_bench.steady import SteadyLoad, Visibility
-
-
-def rss_by_kind(live: Live) -> dict[str, float]:
-    """RSS per kind of service, summed over its processes (all the stagers together)."""
-    total: dict[str, float] = {}
-    for service in live.services:
-        total[service.kind] = total.get(service.kind, 0.0) + service.rss_mb()
-    return total
-
-
-class Sampler:
-    def __init__(self, live: Live, baseline: Baseline, load: SteadyLoad, seconds: float) -> None:
-        self.live, self.baseline, self.load = live, baseline, load
-        self.warmup_s = min(60.0, seconds * 0.1)
-        self.lags: list[tuple[float, int]] = []
-        self.rss: dict[str, list[tuple[float, float]]] = {s.kind: [] for s in live.services}
-        self.drain_s = 0.0
-
-    def _sample_rss(self, at: float) -> None:
-        for kind, mb in rss_by_kind(self.live).items():
-            self.rss[kind].append((at, mb))
-
-    async def run(self) -> None:
-        conn = await asyncpg.connect(self.live.database)
-        try:
-            started = last_rss = last_log = time.monotonic()
-            self._sample_rss(0.0)
-            while not self.load.finished:
-                now = time.monotonic()
-                lag = self.load.acked_events - (await applied(conn, self.live.topic) - self.baseline.applied)
-                self.lags.append((now - started, max(0, lag)))
-                if now - last_rss >= 10:
-                    last_rss = now
-                    self._sample_rss(now - started)
-                if now - last_log >= 30:
-                    last_log = now
-                    log.info("  soak %4.0fs: %d events acked, lag %d, RSS %s", now - started,
-                             self.load.acked_events, lag,
-                             ", ".join(f"{k} {v[-1][1]:.0f} MB" for k, v in self.rss.items()))
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.5):
-                        await self.load.done.wait()  # wakes at once when the load stops
-            stopped = time.monotonic()
-            self._sample_rss(stopped - started)
-            while await applied(conn, self.live.topic) - self.baseline.applied < self.load.acked_events:
-                if time.monotonic() - stopped > 300:
-                    raise RuntimeError("soak: lag not back to 0 within 300s of the load stopping")
-                await asyncio.sleep(0.05)
-            self.drain_s = time.monotonic() - stopped
-        finally:
-            await conn.close()
-
-    def drift(self, kind: str) -> tuple[float, float, float]:
-        """(RSS after warm-up, RSS at the end, drift %) of one service."""
-        samples = self.rss[kind]
-        after_warmup = next((mb for at, mb in samples if at >= self.warmup_s), samples[-1][1])
-        end = samples[-1][1]
-        return after_warmup, end, (end - after_warmup) / after_warmup * 100
 
 
 async def _run(live: Live, config: BenchConfig, results: Results) -> None:
@@ -90,7 +24,7 @@ async def _run(live: Live, config: BenchConfig, results: Results) -> None:
                       baseline.pool, f"{live.tag}k")
     visibility = Visibility(live.api.base_url, live.read_key, baseline.journey, baseline.total, load,
                             interval_s=0.05)
-    sampler = Sampler(live, baseline, load, config.seconds)
+    sampler = Sampler(live, baseline.applied, load, config.seconds, "soak")
     async with asyncio.TaskGroup() as group:
         group.create_task(load.run(config.seconds))
         group.create_task(visibility.run_until_complete(grace_s=60))

@@ -37,10 +37,17 @@ class SteadyLoad:
         self.rng = random.Random(tag)
         self.acked_events = 0
         self.failed = 0
-        self.elapsed = 0.0
+        self.elapsed = 0.0  # from the first request to the last answer
+        self.sending_s = 0.0  # from the first request to one interval after the last was sent
         self.probes: list[Probe] = []  # in the order their requests were acknowledged
         self.finished = False
         self.done = asyncio.Event()
+
+    @property
+    def kept_rate(self) -> float:
+        """Events/s acknowledged over the sending time: the asked rate when every request went
+        out on time and was acknowledged."""
+        return self.acked_events / self.sending_s if self.sending_s else 0.0
 
     async def run(self, seconds: float) -> None:
         idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
@@ -65,6 +72,7 @@ class SteadyLoad:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 number += 1
+            self.sending_s = time.monotonic() - started + interval
             await asyncio.gather(*tasks)
         finally:
             self.elapsed = time.monotonic() - started

@@ -20,6 +20,7 @@ EXPECTED = {
     "raw.producer.end.events_per_s", "raw.postgres.end.rows_per_s",
     *(f"ingest.c{c}.{m}" for c in ("8", "64", "64_without_ids") for m in ("events_per_s", "p50_ms", "p99_ms")),
     "stager.events_per_s", "pipeline.events_per_s", "e2e.events_per_s",
+    *(f"pipeline.steady.{m}" for m in ("events_per_s", "max_lag_events", "max_lag_s", "drain_s")),
     *(f"e2e.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "max_ms")),
     *(f"api.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "requests_per_s")),
 }
