@@ -42,8 +42,12 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
     assert report["errors"] == {}
     figures = {f["id"]: f["value"] for f in report["figures"]}
     assert set(figures) >= EXPECTED, sorted(EXPECTED - set(figures))
-    assert all(value > 0 for value in figures.values()), figures
-    assert all(check["value"] > 0 for check in report["checks"])
+    # A stager that keeps up with the quick steady load may show no lag at all.
+    may_be_zero = {"pipeline.steady.max_lag_events", "pipeline.steady.max_lag_s", "pipeline.steady.drain_s"}
+    assert all(value > 0 or (name in may_be_zero and value == 0) for name, value in figures.items()), figures
+    assert all(check["value"] > 0 or (check["id"] == "pipeline.steady.lag" and check["value"] == 0)
+               for check in report["checks"])
+    assert report["details"]["pipeline_steady"]["events_acked"] > 0
     assert report["machine"]["nproc"] and report["machine"]["postgres"]
     assert {m["service"] for m in report["memory"]} == {"ingest", "stager", "api"}
     assert all(m["rss_before_mb"] > 0 and m["rss_after_mb"] > 0 for m in report["memory"])
