@@ -45,6 +45,8 @@ async def _run(stack: BenchStack, live: Live, config: BenchConfig, results: Resu
     log.info("pipeline, steady: %d events/s for %gs with the stager running", rate, seconds)
     load = SteadyLoad(live.ingest.base_url, basic_auth(live.write_key), rate, config.batch,
                       baseline.pool, f"{live.tag}s", connections=CONNECTIONS)
+    load.prebuild(seconds)
+    log.info("pipeline, steady: request bodies built; the load starts")
     sampler = Sampler(live, baseline.applied, load, seconds, "pipeline, steady")
     records_before, batches_before = _stager_batches(live)
     meter = CpuMeter(live.services, stack.infrastructure_cpu_s).start()

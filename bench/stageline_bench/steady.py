@@ -9,6 +9,7 @@ the timeline, a probe is visible once its customer's timeline answers 200.
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class SteadyLoad:
         self.probes: list[Probe] = []  # in the order their requests were acknowledged
         self.finished = False
         self.done = asyncio.Event()
+        self._bodies: list[bytes] = []  # made by prebuild(), else each when it is sent
 
     @property
     def kept_rate(self) -> float:
@@ -81,15 +83,28 @@ class SteadyLoad:
             for connection in connections:
                 await connection.close()
 
-    async def _send(self, number: int, connection: HttpConnection,
-                    idle: "asyncio.Queue[HttpConnection]") -> None:
-        probe = Probe(f"{self.tag}-probe-{number:07d}")
+    def prebuild(self, seconds: float) -> None:
+        """Build every request body of a `seconds` run now, so that making them while the load
+        runs does not take CPU from the services (~2.5 µs per event)."""
+        requests = math.ceil(seconds * self.rate / self.batch)
+        self._bodies = [self._body(number) for number in range(requests)]
+
+    def _body(self, number: int) -> bytes:
         events = [client_event(f"{self.tag}-{number:07d}-{i:03d}", self.rng.choice(self.pool), self.rng)
                   for i in range(self.batch - 1)]
-        events.append(client_event(f"{self.tag}-{number:07d}-probe", probe.customer, self.rng,
-                                   "Ad Clicked"))
+        events.append(client_event(f"{self.tag}-{number:07d}-probe", self._probe_customer(number),
+                                   self.rng, "Ad Clicked"))
+        return orjson.dumps({"batch": events})
+
+    def _probe_customer(self, number: int) -> str:
+        return f"{self.tag}-probe-{number:07d}"
+
+    async def _send(self, number: int, connection: HttpConnection,
+                    idle: "asyncio.Queue[HttpConnection]") -> None:
+        probe = Probe(self._probe_customer(number))
+        body = self._bodies[number] if number < len(self._bodies) else self._body(number)
         try:
-            status, _ = await connection.request("POST", "/v1/events", orjson.dumps({"batch": events}))
+            status, _ = await connection.request("POST", "/v1/events", body)
         except (OSError, asyncio.IncompleteReadError):
             self.failed += 1
             return
