@@ -9,6 +9,7 @@ back to 0 soon after the load stops; one that does not falls further behind ever
 
 import asyncio
 import urllib.request
+from statistics import fmean
 
 from stageline_bench.config import BenchConfig
 from stageline_bench.cpu import CpuMeter
@@ -56,7 +57,9 @@ async def _run(stack: BenchStack, live: Live, config: BenchConfig, results: Resu
     cpu = meter.read(load.acked_events)
     records_after, batches_after = _stager_batches(live)
     records, batches = records_after - records_before, batches_after - batches_before
-    max_lag = max((lag for _, lag in sampler.lags), default=0)
+    per_batch = records / batches if batches else 0.0
+    lags = [lag for _, lag in sampler.lags]
+    max_lag = max(lags, default=0)
     results.add("pipeline.steady.events_per_s", "Whole pipeline at a steady rate: load kept",
                 load.kept_rate, "events/s")
     results.add("pipeline.steady.max_lag_events", "Whole pipeline at a steady rate: largest lag",
@@ -65,20 +68,20 @@ async def _run(stack: BenchStack, live: Live, config: BenchConfig, results: Resu
                 "seconds of load", max_lag / rate, "s")
     results.add("pipeline.steady.drain_s", "Whole pipeline at a steady rate: lag back to 0",
                 sampler.drain_s, "s")
-    third = len(sampler.lags) // 3
+    third = max(1, len(lags) // 3)  # at least one sample, so that lags[-third:] is the tail
     results.details["pipeline_steady"] = {
         "rate_asked": rate, "seconds": load.elapsed, "connections": CONNECTIONS,
         "requests_failed": load.failed, "events_acked": load.acked_events,
         # the lag's mean over the first and the last third of the load: growing, or not
-        "mean_lag_first_third": sum(lag for _, lag in sampler.lags[:third]) / max(1, third),
-        "mean_lag_last_third": sum(lag for _, lag in sampler.lags[-third:]) / max(1, third),
-        "stager_batches": batches, "stager_records_per_batch": records / batches if batches else 0.0,
+        "mean_lag_first_third": fmean(lags[:third]) if lags else 0.0,
+        "mean_lag_last_third": fmean(lags[-third:]) if lags else 0.0,
+        "stager_batches": batches, "stager_records_per_batch": per_batch,
         "lags": sampler.lags, "cpu": cpu,
     }
     log.info("pipeline, steady: kept %.0f events/s; largest lag %d events (%.2f s of load), back "
              "to 0 %.2fs after the load; machine busy %.2f cores; %.0f records per stager batch",
              load.kept_rate, max_lag, max_lag / rate, sampler.drain_s, cpu["machine_busy_cores"],
-             records / batches if batches else 0.0)
+             per_batch)
 
 
 def run(stack: BenchStack, live: Live, config: BenchConfig, results: Results) -> None:
