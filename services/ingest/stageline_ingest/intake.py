@@ -8,7 +8,7 @@ import msgspec
 from pydantic import ValidationError
 
 from stageline_ingest.body import parse_json
-from stageline_ingest.plain import as_plain, decode_plain, plain_record
+from stageline_ingest.plain import as_plain, decode_plain, plain_record, text_is_plain
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     MAX_BATCH_EVENTS,
@@ -92,7 +92,8 @@ def read_events(body: bytes, received_at: datetime, source: str | None = None) -
     """
     events = decode_plain(body)
     if events is not None:
-        records = [plain_record(event, received_at, source) for event in events]
+        checked = text_is_plain(body)
+        records = [plain_record(event, received_at, source, checked) for event in events]
         if all(_within_limit(record) for record in records):
             return Intake(accepted=cast(list[WireRecord], records))
     items, is_batch = _items(body)

@@ -2,8 +2,8 @@
 
 msgspec checks types, lengths and unknown fields while it decodes a request body, in C; what it
 cannot check (blank values, control characters, nesting depth, timestamps, NULs) `plain_record`
-checks. None anywhere means "in doubt": the caller then takes the pydantic path, which names the
-problem.
+checks; control characters and NULs once per body when `text_is_plain` clears it. None anywhere
+means "in doubt": the caller then takes the pydantic path, which names the problem.
 For every event a record is returned for, the record is byte for byte
 `stamp(TouchpointIn.model_validate(item), received_at, source).to_record()` (UUIDs aside),
 as tests/unit/test_ingest_hot_path.py checks.
@@ -90,8 +90,22 @@ def as_plain(item: Any) -> PlainEvent | None:
         return None
 
 
-def plain_record(event: PlainEvent, received_at: datetime, source: str | None = None) -> WireRecord | None:
-    """The wire record of a plain event, or None when in any doubt (the pydantic path decides)."""
+def text_is_plain(body: bytes) -> bool:
+    """Is every string decoded from this JSON body free of control characters (and so of NULs)?
+
+    msgspec refuses raw characters below U+0020 in a string, so such a character in a decoded
+    string came from an escape, which starts with a backslash; U+007F may stand raw. Two byte
+    searches of the body spare `plain_record` two checks of every event (~7% of ingest's CPU).
+    """
+    return b"\\" not in body and b"\x7f" not in body
+
+
+def plain_record(event: PlainEvent, received_at: datetime, source: str | None = None,
+                 text_checked: bool = False) -> WireRecord | None:
+    """The wire record of a plain event, or None when in any doubt (the pydantic path decides).
+
+    `text_checked`: its body passed `text_is_plain`, so its strings need no control-character or
+    NUL check."""
     customer_id, name, event_id, channel = event.customer_id, event.event, event.event_id, event.channel
     if customer_id.isspace() or name.isspace():
         return None
@@ -106,7 +120,7 @@ def plain_record(event: PlainEvent, received_at: datetime, source: str | None = 
         names += channel
     # isprintable() is False for every control character, and for some allowed characters, which
     # the pattern then clears.
-    if not names.isprintable() and CONTROL_CHARACTERS.search(names):
+    if not text_checked and not names.isprintable() and CONTROL_CHARACTERS.search(names):
         return None
     if event.properties and nests_deeper(event.properties):
         return None
@@ -129,6 +143,6 @@ def plain_record(event: PlainEvent, received_at: datetime, source: str | None = 
                             properties=event.properties, source=source))
     # The value holds every string of the event, and JSON writes a NUL, in a key or a value,
     # only as this escape.
-    if NUL_ESCAPED in value:
+    if not text_checked and NUL_ESCAPED in value:
         return None
     return WireRecord(customer_id.encode(), value, event_id, clamped)
