@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeGuard, TypeVar, cast
+from typing import Any, Generic, TypeGuard, TypeVar
 
 import msgspec
 from pydantic import ValidationError
@@ -93,9 +93,14 @@ def read_events(body: bytes, received_at: datetime, source: str | None = None) -
     events = decode_plain(body)
     if events is not None:
         checked = text_is_plain(body)
-        records = [plain_record(event, received_at, source, checked) for event in events]
-        if all(_within_limit(record) for record in records):
-            return Intake(accepted=cast(list[WireRecord], records))
+        records = []
+        for event in events:
+            record = plain_record(event, received_at, source, checked)
+            if not _within_limit(record):
+                break
+            records.append(record)
+        else:
+            return Intake(accepted=records)
     items, is_batch = _items(body)
     intake: Intake[WireRecord] = Intake()
     for index, item in enumerate(items):

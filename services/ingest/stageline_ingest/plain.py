@@ -107,21 +107,15 @@ def plain_record(event: PlainEvent, received_at: datetime, source: str | None = 
     `text_checked`: its body passed `text_is_plain`, so its strings need no control-character or
     NUL check."""
     customer_id, name, event_id, channel = event.customer_id, event.event, event.event_id, event.channel
-    if customer_id.isspace() or name.isspace():
+    if (customer_id.isspace() or name.isspace() or (event_id is not None and event_id.isspace())
+            or (channel is not None and channel.isspace())):
         return None
-    names = customer_id + name
-    if event_id is not None:
-        if event_id.isspace():
+    if not text_checked:
+        names = customer_id + name + (event_id or "") + (channel or "")
+        # isprintable() is False for every control character, and for some allowed characters,
+        # which the pattern then clears.
+        if not names.isprintable() and CONTROL_CHARACTERS.search(names):
             return None
-        names += event_id
-    if channel is not None:
-        if channel.isspace():
-            return None
-        names += channel
-    # isprintable() is False for every control character, and for some allowed characters, which
-    # the pattern then clears.
-    if not text_checked and not names.isprintable() and CONTROL_CHARACTERS.search(names):
-        return None
     if event.properties and nests_deeper(event.properties):
         return None
     occurred_at = received_at
