@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import orjson
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ from pydantic import ValidationError
 
 from stageline_ingest.batcher import partition_of
 from stageline_ingest.intake import read_events
-from stageline_ingest.plain import as_plain, decode_plain, plain_record
+from stageline_ingest.plain import as_plain, decode_plain, plain_record, text_is_plain
 from stageline_shared.events import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
@@ -145,6 +147,19 @@ def test_plain_events_take_the_fast_path() -> None:
             assert record == expected
         else:
             assert without_generated_id(record) == without_generated_id(expected)
+
+
+@pytest.mark.parametrize("code", [*range(0x20), 0x7F])
+def test_no_control_character_passes_the_body_check(code: int) -> None:
+    """Events skip their own control-character and NUL checks only when `text_is_plain` clears
+    the body: a control character in a string, written raw or escaped, never gets past both."""
+    char = chr(code)
+    event = {"event_id": "e-1", "customer_id": f"c{char}1", "event": "x", "properties": {char: char}}
+    raw = b'{"batch": [{"customer_id": "c' + char.encode() + b'1", "event": "x"}]}'
+    for body in (msgspec.json.encode({"batch": [event]}), orjson.dumps({"batch": [event]}), raw):
+        assert decode_plain(body) is None or not text_is_plain(body), body
+    intake = read_events(msgspec.json.encode({"batch": [event]}), RECEIVED, "site")
+    assert intake.accepted == [] and intake.reasons == ["invalid"]
 
 
 @given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))
