@@ -34,7 +34,7 @@ def partition_of(key: bytes, partitions: list[int]) -> int:
 
 @dataclass
 class _OpenBatch:
-    """A batch made for its first record: an open batch is never empty."""
+    """A batch, made when a record is about to be appended to it."""
 
     builder: Any
     delivered: asyncio.Future[None]
@@ -92,7 +92,7 @@ class SharedBatcher:
 
     @staticmethod
     def _seal(state: _Partition) -> None:
-        if state.open is not None:
+        if state.open is not None and state.open.builder.record_count():
             state.sealed.append(state.open)
         state.open = None
 
