@@ -11,6 +11,8 @@ import asyncio
 import urllib.request
 from statistics import fmean
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from stageline_bench.config import BenchConfig
 from stageline_bench.cpu import CpuMeter
 from stageline_bench.e2e import prepare
@@ -31,12 +33,13 @@ def _stager_batches(live: Live) -> tuple[float, float]:
     records = batches = 0.0
     for stager in live.stagers:
         with urllib.request.urlopen(f"{stager.base_url}/metrics", timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                name, _, value = line.partition(" ")
-                if name == "stageline_stager_batch_records_sum":
-                    records += float(value)
-                elif name == "stageline_stager_batch_records_count":
-                    batches += float(value)
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "stageline_stager_batch_records_sum":
+                    records += sample.value
+                elif sample.name == "stageline_stager_batch_records_count":
+                    batches += sample.value
     return records, batches
 
 

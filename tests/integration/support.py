@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from stageline_devstack.broker import free_port
 from stageline_devstack.processes import ServiceProcess
@@ -35,6 +36,13 @@ RULES = [("Ad Clicked", "awareness", 1), ("Product Viewed", "interest", 1),
 def plain_url(url: str) -> str:
     return async_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
 
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value in Prometheus text, summed over the samples that carry `labels` (0 when
+    absent)."""
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
 @dataclass
 class Stack:

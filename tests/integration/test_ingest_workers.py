@@ -16,19 +16,12 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from stageline_devstack.processes import ServiceProcess
-from tests.integration.support import Stack
+from tests.integration.support import Stack, metric
 
 pytestmark = pytest.mark.integration
 
 GOOD = {"customer_id": "c-1", "event": "Product Viewed"}
 BATCH = {"batch": [GOOD] * 9 + [{"customer_id": 5, "event": "x"}]}  # 9 accepted, 1 rejected
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """A sample's value, summed over the samples that carry `labels` (0 when absent)."""
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples
-               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
 
 def workers(service: ServiceProcess) -> list[int]:

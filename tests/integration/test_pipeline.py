@@ -12,6 +12,7 @@ from tests.integration.support import (
     assert_counts_match,
     assert_timelines_match,
     make_events,
+    metric,
     plain_url,
     post_events,
     wait_applied,
@@ -19,14 +20,6 @@ from tests.integration.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def metric(text: str, name: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    raise AssertionError(f"metric {name} not exposed")
 
 
 async def test_shuffled_events_with_resends_give_exact_counts_and_timelines(stack: Stack) -> None:

@@ -13,27 +13,17 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from stageline_devstack.broker import Broker, free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
-from tests.integration.support import Stack, create_keys, wait_applied
+from tests.integration.support import Stack, create_keys, metric, wait_applied
 
 pytestmark = pytest.mark.integration
 
 ROUTES = ["track", "identify", "page", "screen", "group", "alias"]
 EVENT_NAMES = {"identify": "Identified", "page": "Page Viewed", "screen": "Screen Viewed",
                "group": "Group Joined", "alias": "Alias"}
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """A sample's value from Prometheus text (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
 
 
 async def touchpoints_of(client: httpx.AsyncClient, api: str, customer: str) -> list[dict[str, Any]]:
