@@ -44,6 +44,7 @@ def metric(text: str, name: str, **labels: str) -> float:
                for sample in family.samples
                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
+
 @dataclass
 class Stack:
     """The three services as real processes, pointed at this test's topic and database."""

@@ -4,7 +4,6 @@ import asyncio
 
 import asyncpg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.support import (
     Stack,
@@ -122,6 +121,5 @@ async def test_stager_rides_out_dropped_database_connections(stack: Stack) -> No
         await assert_timelines_match(client, api, events)
         metrics = (await client.get(f"{stager.base_url}/metrics")).text
         assert metric(metrics, "stageline_stager_events_applied_total") == len(events)
-        retried = sum(sample.value for family in text_string_to_metric_families(metrics)
-                      for sample in family.samples if sample.name == "stageline_stager_db_retries_total")
+        retried = metric(metrics, "stageline_stager_db_retries_total")  # every reason
         assert retried > 0, "no batch met a dropped connection: the test did not test the retry"
