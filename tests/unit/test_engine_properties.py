@@ -220,6 +220,33 @@ def test_batches_and_order_do_not_matter(
         assert ranks == sorted(set(ranks))
 
 
+@pytest.mark.parametrize(
+    ("progression", "rules"),
+    [
+        pytest.param("forward", COUNT_ONLY_RULES, id="forward"),
+        pytest.param("latest", COUNT_ONLY_RULES, id="latest"),
+    ],
+)
+@settings(max_examples=200, deadline=None)
+@given(scenario=scenarios(), split=st.integers(0, 12))
+def test_one_batch_moves_as_one_touchpoint_at_a_time(
+    progression: str, rules: tuple[RuleSpec, ...], scenario: Scenario, split: int
+) -> None:
+    """Within a batch the stage follows each touchpoint from the rules it matched alone; applied
+    one at a time, it is worked out from the whole state every time: the same moves either way."""
+    engine = JourneyEngine(_journey(progression, rules))
+    ordered = sorted(scenario.touchpoints, key=_key)
+    before, _ = engine.apply(CustomerState(), CUSTOMER, ordered[:split])  # a stored state
+
+    one_by_one, expected = before, []
+    for touchpoint in ordered[split:]:
+        one_by_one, moves = engine.apply(one_by_one, CUSTOMER, [touchpoint])
+        expected += moves
+    at_once, transitions = engine.apply(before, CUSTOMER, ordered[split:])
+    assert transitions == expected
+    assert at_once == one_by_one
+
+
 @settings(max_examples=200, deadline=None)
 @given(scenario=scenarios())
 def test_reference_matches_engine_matching(scenario: Scenario) -> None:

@@ -24,6 +24,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 # The match time of a rule a journey recorded before it ran the latest policy: older than any.
 _NEVER = (-(2**63), "")
+_NOTHING = (_NEVER, -1)  # below any satisfied rule's (match, rank)
 
 Key = tuple[int, str]  # (occurred_at in µs, event_id): touchpoints in time order, ties by id
 Timed = tuple[int, str, TouchpointFields]  # (occurred_at in µs, event_id, touchpoint)
@@ -147,8 +148,8 @@ class JourneyEngine:
             (rule_id, rule, journey.rank(rule.stage))
             for rule_id, rule in zip(journey.rule_ids(), journey.rules, strict=True)
         ]
-        self._min_count = {rule_id: rule.min_count for rule_id, rule, _ in self._rules}
-        self._rank = {rule_id: rank for rule_id, _, rank in self._rules}
+        # Per rule: the matches it needs, and the rank of its stage.
+        self._needed = {rule_id: (rule.min_count, rank) for rule_id, rule, rank in self._rules}
         self._latest_wins = journey.progression == "latest"
         self._memo: dict[tuple[str, str | None], Candidates] = {}
 
@@ -183,19 +184,32 @@ class JourneyEngine:
         return self._stage(state.rule_counts, state.rule_latest)
 
     def _stage(self, counts: dict[str, int], latest: dict[str, Key]) -> str | None:
-        min_count, rank = self._min_count, self._rank
-        # Rules no longer in the journey file (left in stored state) count for nothing.
+        rank = self._top(counts, latest)[1]
+        return self.journey.stages[rank] if rank >= 0 else None
+
+    def _top(self, counts: dict[str, int], latest: dict[str, Key]) -> tuple[Key, int]:
+        """The greatest (newest match, rank) among satisfied rules, _NOTHING when none is.
+
+        Its rank is the stage's: forward journeys go by no match (every key is _NEVER), so the
+        highest satisfied rank wins; latest journeys take the newest match, then the highest rank.
+        Rules no longer in the journey file (left in stored state) count for nothing.
+        """
+        needed = self._needed
         if not self._latest_wins:
             best = -1
             for rule_id, count in counts.items():
-                if count >= min_count.get(rule_id, count + 1) and rank[rule_id] > best:
-                    best = rank[rule_id]
-            return self.journey.stages[best] if best >= 0 else None
-        satisfied = [r for r, n in counts.items() if n >= min_count.get(r, n + 1)]
-        if not satisfied:
-            return None
-        newest = max(latest.get(r, _NEVER) for r in satisfied)
-        return self.journey.stages[max(rank[r] for r in satisfied if latest.get(r, _NEVER) == newest)]
+                rule = needed.get(rule_id)
+                if rule is not None and count >= rule[0] and rule[1] > best:
+                    best = rule[1]
+            return _NEVER, best
+        top = _NOTHING
+        for rule_id, count in counts.items():
+            rule = needed.get(rule_id)
+            if rule is not None and count >= rule[0]:
+                candidate = (latest.get(rule_id, _NEVER), rule[1])
+                if candidate > top:
+                    top = candidate
+        return top
 
     def apply(
         self, state: CustomerState, customer_id: str, touchpoints: Iterable[TouchpointFields]
@@ -213,8 +227,9 @@ class JourneyEngine:
         transitions: list[Transition] = []
         stage, entered_at = state.stage, state.entered_at
         counts: dict[str, int] | None = None  # copied on the first match
-        latest_wins = self._latest_wins
+        latest_wins, needed = self._latest_wins, self._needed
         latest = state.rule_latest
+        top = _NOTHING
         for occurred_at, event_id, touchpoint in ordered:
             rule_ids = self.matching_rules(touchpoint)
             if not rule_ids:
@@ -223,14 +238,21 @@ class JourneyEngine:
                 counts = dict(state.rule_counts)
                 if latest_wins:
                     latest = dict(latest)
+                top = self._top(counts, latest)
+            # Counts and matches only grow, so the top moves only to a rule this touchpoint
+            # matched: no need to look at the others again.
+            key = (occurred_at, event_id)
             for rule_id in rule_ids:
-                counts[rule_id] = counts.get(rule_id, 0) + 1
-            if latest_wins:
-                key = (occurred_at, event_id)
-                for rule_id in rule_ids:
-                    if key > latest.get(rule_id, _NEVER):
-                        latest[rule_id] = key
-            new_stage = self._stage(counts, latest)
+                count = counts[rule_id] = counts.get(rule_id, 0) + 1
+                rule_key = _NEVER
+                if latest_wins:
+                    rule_key = latest.get(rule_id, _NEVER)
+                    if key > rule_key:
+                        rule_key = latest[rule_id] = key
+                min_count, rank = needed[rule_id]
+                if count >= min_count and (rule_key, rank) > top:
+                    top = (rule_key, rank)
+            new_stage = self.journey.stages[top[1]] if top[1] >= 0 else None
             if new_stage is not None and new_stage != stage:
                 transitions.append(Transition(customer_id, stage, new_stage, event_id,
                                               touchpoint.occurred_at))
