@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,6 +51,7 @@ _STAGING = """
 _TOUCHPOINT_COLUMNS = ("event_id", "customer_id", "event", "channel", "occurred_at", "received_at",
                        "clamped", "properties", "type", "anonymous_id", "user_id", "context", "source")
 
+_PRESENT = "SELECT event_id FROM touchpoints WHERE event_id = ANY($1::text[])"
 _INSERT_TOUCHPOINTS = """
     INSERT INTO touchpoints
         (event_id, customer_id, event, channel, occurred_at, received_at, clamped, properties,
@@ -136,14 +138,32 @@ def _finite(value: Any) -> Any:
 async def _insert_new(
     raw: Any, touchpoints: Sequence[TouchpointFields], canon: Mapping[str, str]
 ) -> set[str]:
-    """Insert under each event's current customer; returns the ids that were new."""
-    await raw.copy_records_to_table("staged_touchpoints", columns=_TOUCHPOINT_COLUMNS, records=[
+    """Insert under each event's current customer; returns the ids that were new.
+
+    `touchpoints` come in event_id order, with no id twice. The ids already stored are looked up
+    and the rest copied straight into the table, a quarter less Postgres CPU per row than staging
+    them for an INSERT … ON CONFLICT. Should another transaction store one of them in between
+    (the same id sent for two customers, applied by two stagers at once: each batch holds its
+    customers' identity locks, so a replay waits and then finds its rows stored), the COPY fails
+    on the key and the rows go through the staging table instead, which skips the ids stored.
+    """
+    present = {row[0] for row in await raw.fetch(_PRESENT, [t.event_id for t in touchpoints])}
+    rows = [
         (t.event_id, canon[t.customer_id], t.event, t.channel, t.occurred_at, t.received_at,
          t.clamped, json_text(t.properties), t.type, t.anonymous_id, t.user_id,
          json_text(t.context), t.source)
-        for t in touchpoints
-    ])
-    return {row[0] for row in await raw.fetch(_INSERT_TOUCHPOINTS)}
+        for t in touchpoints if t.event_id not in present
+    ]
+    if not rows:
+        return set()
+    await raw.execute("SAVEPOINT copy_touchpoints")
+    try:
+        await raw.copy_records_to_table("touchpoints", columns=_TOUCHPOINT_COLUMNS, records=rows)
+    except asyncpg.UniqueViolationError:
+        await raw.execute("ROLLBACK TO SAVEPOINT copy_touchpoints")
+        await raw.copy_records_to_table("staged_touchpoints", columns=_TOUCHPOINT_COLUMNS, records=rows)
+        return {row[0] for row in await raw.fetch(_INSERT_TOUCHPOINTS)}
+    return {row[0] for row in rows}
 
 
 async def _write_transitions(raw: Any, transitions: Sequence[tuple[str, Transition]]) -> None:
