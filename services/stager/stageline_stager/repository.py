@@ -1,8 +1,8 @@
 """Postgres writes of one polled batch: touchpoints, stages, transitions, counts and offsets.
 
-Everything here runs inside the caller's transaction (one per batch), one statement per table.
-Replays are safe: touchpoints are inserted ON CONFLICT DO NOTHING and only the ones actually
-inserted go on to change stages, so a redelivered record changes nothing twice.
+Everything here runs inside the caller's transaction (one per batch), a statement or two per table.
+Replays are safe: only touchpoints whose event_id is not stored yet are inserted, and only the
+ones actually inserted go on to change stages, so a redelivered record changes nothing twice.
 """
 
 import json
