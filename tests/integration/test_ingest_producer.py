@@ -51,3 +51,23 @@ async def test_a_request_that_gives_up_leaves_the_shared_batch_alone(broker: Bro
         await producer.stop()
     values = await read_values(broker.bootstrap_servers, topic, 2)
     assert sorted(values) == [b'{"event_id": "e-1"}', b'{"event_id": "e-2"}']
+
+
+async def test_a_batch_opened_while_the_flusher_sends_is_sent_too(broker: Broker, topic: str) -> None:
+    """One request fills a batch and opens the next: the flusher sends the full one, then must
+    come back for the open one, though nothing else arrives to wake it."""
+    settings = IngestSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, topic=topic,
+                              topic_partitions=1, produce_timeout_s=5)
+    await ensure_topics(broker.bootstrap_servers, {topic: 1})
+    producer = TouchpointProducer(settings)
+    await producer.start()
+    padding = b"x" * 1000
+    records = [WireRecord(b"c-1", b'{"event_id": "e-%d", "pad": "%s"}' % (n, padding), f"e-{n}", False)
+               for n in range(1200)]  # 1.2 MB: more than one 1 MB batch
+    try:
+        await producer.produce(records)
+        await producer.produce(records[:1])  # and the partition's next request is not stuck either
+    finally:
+        await producer.stop()
+    values = await read_values(broker.bootstrap_servers, topic, 1201)
+    assert sorted(values) == sorted([r.value for r in records] + [records[0].value])

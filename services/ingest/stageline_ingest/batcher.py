@@ -98,8 +98,12 @@ class SharedBatcher:
 
     async def _flush_loop(self, partition: int, state: _Partition) -> None:
         while not self._closed:
-            await state.wake.wait()
-            state.wake.clear()
+            if state.open is None and not state.sealed:  # nothing to send: until a batch is made
+                state.wake.clear()
+                await state.wake.wait()
+                continue
+            # A batch opened while the ones before it were being sent is sent in its turn, though
+            # no request woke this loop for it.
             if not state.sealed:
                 await asyncio.sleep(self._linger_s)  # let concurrent requests fill the batch
                 self._seal(state)
