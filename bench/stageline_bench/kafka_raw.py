@@ -2,7 +2,7 @@
 
 This is the producer's ceiling on this machine (the reference for ingest), and how the stager's
 topic is preloaded. Records go to the partition the default partitioner (murmur2 of the key)
-would pick, as ingest's keyed sends do.
+would pick, by ingest's own `partition_of`.
 """
 
 import asyncio
@@ -11,21 +11,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
+from stageline_ingest.batcher import partition_of
 from stageline_shared.kafka import ensure_topics
 
 Record = tuple[bytes, bytes]
 
 
 def by_partition(records: Iterable[Record], partitions: int) -> dict[int, list[Record]]:
-    cache: dict[bytes, int] = {}
+    ids = list(range(partitions))
     result: dict[int, list[Record]] = defaultdict(list)
     for key, value in records:
-        partition = cache.get(key)
-        if partition is None:
-            partition = cache[key] = (murmur2(key) & 0x7FFFFFFF) % partitions
-        result[partition].append((key, value))
+        result[partition_of(key, ids)].append((key, value))
     return result
 
 
