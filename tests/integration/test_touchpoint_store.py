@@ -36,7 +36,8 @@ async def _wait_for_lock(other: asyncpg.Connection, pid: int) -> None:
 async def test_an_id_stored_between_lookup_and_copy_is_a_duplicate_not_an_error(
     database_url: str, journeys_file: Path
 ) -> None:
-    engines = [JourneyEngine(j) for j in load_journeys(journeys_file).values()]
+    journeys = load_journeys(journeys_file).values()
+    engines = [JourneyEngine(j) for j in journeys]
     batch = [touchpoint("shared-id", "batch-customer", "Order Completed"),
              touchpoint("own-id", "batch-customer", "Ad Clicked")]
     other = await asyncpg.connect(plain_url(database_url))
@@ -59,11 +60,10 @@ async def test_an_id_stored_between_lookup_and_copy_is_a_duplicate_not_an_error(
 
         stored = dict(await other.fetch("SELECT event_id, customer_id FROM touchpoints"))
         assert stored == {"shared-id": "rival-customer", "own-id": "batch-customer"}
-        stages = set(await other.fetch("SELECT journey, customer_id, stage FROM customer_stages"))
+        stages = {tuple(row) for row in
+                  await other.fetch("SELECT journey, customer_id, stage FROM customer_stages")}
         # Only "Ad Clicked" moved the batch's customer: the rival's order is not counted for it.
-        assert {(row[0], row[1], row[2]) for row in stages} == {
-            (journey.name, "batch-customer", "awareness") for journey in load_journeys(journeys_file).values()
-        }
+        assert stages == {(journey.name, "batch-customer", "awareness") for journey in journeys}
     finally:
         await other.close()
         await engine.dispose()
