@@ -41,7 +41,7 @@ SIZES = {  # flag -> (config field, type, help)
     "--api-seconds": ("api_seconds", float, "API: seconds per measurement (default 10)"),
     "--api-connections": ("api_connections", int, "API: connections (default 1)"),
     "--partitions": ("partitions", int, "topic partitions (default 6)"),
-    "--stagers": ("stagers", int, "stager processes in the consumer group (default 2)"),
+    "--stagers": ("stagers", int, "stager processes in the consumer group (default 3)"),
 }
 
 
