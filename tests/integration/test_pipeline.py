@@ -40,6 +40,23 @@ async def test_shuffled_events_with_resends_give_exact_counts_and_timelines(stac
         assert metric(ingest_metrics, "stageline_ingest_events_accepted_total") == 5500
 
 
+@pytest.mark.parametrize("codec", ["none", "gzip", "lz4"])  # zstd, the default, in every other test
+async def test_every_compression_codec_reaches_the_stager_exactly(stack: Stack, codec: str) -> None:
+    events = make_events(customers=100, events=1000, seed=7)
+    sent = with_resends(events, 0.10, seed=8)
+    ingest = stack.start_ingest(STAGELINE_COMPRESSION=codec)
+    stager = stack.start_stager()
+    api = stack.start_api()
+    async with stack.client() as client:
+        assert await post_events(client, ingest, sent, stack.write_key) == len(sent)
+        await wait_applied(stack.database_url, stack.topic, len(sent))
+        await assert_counts_match(client, api, events)
+        await assert_timelines_match(client, api, events)
+        metrics = (await client.get(f"{stager.base_url}/metrics")).text
+    assert metric(metrics, "stageline_stager_events_applied_total") == 1000
+    assert metric(metrics, "stageline_stager_duplicates_skipped_total") == len(sent) - 1000
+
+
 async def test_kill_9_mid_stream_then_restart_gives_exact_counts(stack: Stack) -> None:
     events = make_events(customers=300, events=3000, seed=3)
     sent = with_resends(events, 0.10, seed=4)
