@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from stageline_ingest.settings import IngestSettings
+
 PHASES = ("raw", "ingest", "stager", "pipeline", "e2e", "api")
 
 
@@ -36,6 +38,12 @@ class BenchConfig:
     journeys_file: Path | None = None
     service_env: dict[str, str] = field(default_factory=dict)
     quick: bool = False
+
+    @property
+    def compression(self) -> str:
+        """The codec ingest produces with (its default, or --env STAGELINE_COMPRESSION)."""
+        default = IngestSettings.model_fields["compression"].default
+        return self.service_env.get("STAGELINE_COMPRESSION", default).strip().lower()
 
     @property
     def hot(self) -> int:

@@ -42,12 +42,15 @@ async def _send_partition(
     await asyncio.gather(*futures)
 
 
-async def produce(bootstrap: str, topic: str, records: dict[int, list[Record]], partitions: int) -> float:
-    """Send every record with acks=all; returns the seconds from first append to last ack."""
+async def produce(bootstrap: str, topic: str, records: dict[int, list[Record]], partitions: int,
+                  compression: str) -> float:
+    """Send every record with acks=all, batches compressed with `compression` (or "none");
+    returns the seconds from first append to last ack."""
     await ensure_topics(bootstrap, {topic: partitions})
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_batch_size=1024 * 1024,
         request_timeout_ms=120_000, client_id="stageline-bench",
+        compression_type=None if compression == "none" else compression,
     )
     await producer.start()
     try:

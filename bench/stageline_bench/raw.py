@@ -1,5 +1,9 @@
 """Phase "raw": the references every ratio is taken against, on the same broker and Postgres.
 
+The producer's reference compresses its batches as ingest does (`config.compression`): a codec
+changes what a batch costs the client and the broker alike, so ingest is held to the raw producer
+with its own settings. With a codec, the uncompressed rate is measured first, for comparison.
+
 They are measured first, and again (the producer in full, Postgres on a quarter of the rows) once
 every other phase is done: a machine whose speed drifts during the run shows in the report as
 the change between the two, the uncertainty its ratios carry.
@@ -19,14 +23,15 @@ from stageline_bench.results import Results
 from stageline_bench.stack import BenchStack, plain_url
 
 
-def _producer(stack: BenchStack, config: BenchConfig, phase: str) -> tuple[float, float]:
+def _producer(stack: BenchStack, config: BenchConfig, phase: str, compression: str) -> tuple[float, float]:
     """(events/s, seconds) of the raw producer on a topic of its own."""
-    log.info("raw producer: %d keyed ~200-byte values, create_batch/send_batch, acks=all",
-             config.raw_messages)
+    log.info("raw producer: %d keyed ~200-byte values, create_batch/send_batch, acks=all, "
+             "compression %s", config.raw_messages, compression)
     records = by_partition(raw_values(config.raw_messages, config.customers, seed=3), config.partitions)
-    seconds = asyncio.run(produce(stack.bootstrap, stack.topic(phase), records, config.partitions))
+    seconds = asyncio.run(produce(stack.bootstrap, stack.topic(phase), records, config.partitions,
+                                  compression))
     rate = config.raw_messages / seconds
-    log.info("raw producer: %.0f events/s (%.1fs)", rate, seconds)
+    log.info("raw producer: %.0f events/s (%.1fs), compression %s", rate, seconds, compression)
     return rate, seconds
 
 
@@ -52,19 +57,24 @@ def _postgres(stack: BenchStack, config: BenchConfig, phase: str, rows: int) -> 
 
 
 def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
-    rate, seconds = _producer(stack, config, "raw")
-    results.add("raw.producer.events_per_s", "Raw producer (aiokafka send_batch, ~200 B keyed)",
-                rate, "events/s")
+    if config.compression != "none":
+        rate, _ = _producer(stack, config, "raw_plain", "none")
+        results.add("raw.producer.uncompressed.events_per_s",
+                    "Raw producer, uncompressed (aiokafka send_batch, ~200 B keyed)", rate, "events/s")
+        stack.release("raw_plain")
+    rate, seconds = _producer(stack, config, "raw", config.compression)
+    results.add("raw.producer.events_per_s",
+                f"Raw producer (aiokafka send_batch, ~200 B keyed, {config.compression})", rate, "events/s")
     rate, details = _postgres(stack, config, "raw", config.raw_rows)
     results.add("raw.postgres.rows_per_s", "Raw Postgres (asyncpg COPY + upserts, 5,000/txn)",
                 rate, "rows/s")
-    results.details["raw"] = {"producer_seconds": seconds, **details}
+    results.details["raw"] = {"producer_seconds": seconds, "compression": config.compression, **details}
 
 
 def recheck(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     """Both references again, after every other phase: how far the machine's speed moved."""
     log.info("raw limits again, after the other phases: has the machine's speed moved?")
-    rate, seconds = _producer(stack, config, "raw_end")
+    rate, seconds = _producer(stack, config, "raw_end", config.compression)
     results.add("raw.producer.end.events_per_s", "Raw producer, again at the end", rate, "events/s")
     rows = max(config.raw_rows_per_txn, config.raw_rows // 4)
     rate, details = _postgres(stack, config, "raw_end", rows)

@@ -130,9 +130,14 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
     """(measurement, result, check id or reference) per line of the table."""
     config = report["config"]
     v = results.value
+    compression = report["details"].get("raw", {}).get("compression", "none")
+    plain = v("raw.producer.uncompressed.events_per_s")
     rows = [
-        ("Raw producer: aiokafka create_batch/send_batch, ~200 B keyed values, acks=all",
-         _n(v("raw.producer.events_per_s"), "events/s"), "reference"),
+        ("Raw producer: aiokafka create_batch/send_batch, ~200 B keyed values, acks=all, "
+         f"compression {compression} (as ingest)", _n(v("raw.producer.events_per_s"), "events/s"),
+         "reference"),
+        ("Raw producer, uncompressed (the same records, for comparison)", _n(plain, "events/s"),
+         "reference"),
         (f"Raw Postgres: asyncpg COPY → temp table + INSERT … ON CONFLICT + stage upsert, "
          f"{config['raw_rows_per_txn']:,} rows/txn", _n(v("raw.postgres.rows_per_s"), "rows/s"), "reference"),
     ]
@@ -146,10 +151,12 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
         cpu = by_connections.get(str(c))
         cpu_text = (f"; CPU cores: ingest {cpu['ingest_cpu_cores']:.2f}, {cpu['generator']} "
                     f"{cpu['generator_cpu_cores']:.2f}") if cpu else ""
+        rate = v(f"ingest.c{c}.events_per_s")
+        plain_text = f"; {rate / plain:.1%} of the uncompressed raw" if rate and plain else ""
         rows.append((f"Ingest over HTTP, {c} connections, batches of {config['batch']} (2xx after acks)",
-                     f"{_n(v(f'ingest.c{c}.events_per_s'), 'events/s')} "
+                     f"{_n(rate, 'events/s')} "
                      f"(p50 {_n(v(f'ingest.c{c}.p50_ms'), 'ms')}, p99 {_n(v(f'ingest.c{c}.p99_ms'), 'ms')}"
-                     f"{cpu_text})", f"ingest.c{c}/raw.producer"))
+                     f"{cpu_text}{plain_text})", f"ingest.c{c}/raw.producer"))
     for c, cpu in report["details"].get("ingest", {}).get("without_ids", {}).items():
         rate, raw = v(f"ingest.c{c}_without_ids.events_per_s"), v("raw.producer.events_per_s")
         share = f"{rate / raw:.1%} of raw send_batch; " if rate and raw else ""

@@ -42,7 +42,7 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     records = list(wire_records(f"s{stack.run_id}", config.events, config.customers, seed=5))
     check_wire_format(records[0][1])
     preload_s = asyncio.run(produce(stack.bootstrap, topic, by_partition(records, config.partitions),
-                                    config.partitions))
+                                    config.partitions, config.compression))
     del records
     log.info("stager: topic preloaded in %.1fs; starting %d stager(s)", preload_s, config.stagers)
     started = time.monotonic()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 # Every figure a run (not a soak) produces with the default concurrencies.
 EXPECTED = {
-    "raw.producer.events_per_s", "raw.postgres.rows_per_s",
+    "raw.producer.events_per_s", "raw.producer.uncompressed.events_per_s", "raw.postgres.rows_per_s",
     "raw.producer.end.events_per_s", "raw.postgres.end.rows_per_s",
     *(f"ingest.c{c}.{m}" for c in ("8", "64", "64_without_ids") for m in ("events_per_s", "p50_ms", "p99_ms")),
     "stager.events_per_s", "pipeline.events_per_s", "e2e.events_per_s",
@@ -54,6 +54,8 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
     # The load generator's event ids are unique: every record the pipeline applied was new.
     assert report["details"]["pipeline"]["duplicates"] == 0
     assert report["details"]["api"]["page_items"] == 100
+    # The producer's reference compresses as ingest does (zstd by default).
+    assert report["details"]["raw"]["compression"] == "zstd"
     # The configured stagers (3) shared the preloaded topic; the CPU accounting covers each
     # measured component.
     assert report["details"]["stager"]["stagers"] == report["config"]["stagers"] == 3
