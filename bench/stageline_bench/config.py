@@ -43,7 +43,7 @@ class BenchConfig:
     def compression(self) -> str:
         """The codec ingest produces with (its default, or --env STAGELINE_COMPRESSION)."""
         default = IngestSettings.model_fields["compression"].default
-        return self.service_env.get("STAGELINE_COMPRESSION", default).strip().lower()
+        return self.service_env.get("STAGELINE_COMPRESSION", default)
 
     @property
     def hot(self) -> int:

@@ -16,18 +16,23 @@ from typing import Any
 from stageline_bench.config import BenchConfig
 from stageline_bench.events import raw_values
 from stageline_bench.journeys import journey_stages
-from stageline_bench.kafka_raw import by_partition, produce
+from stageline_bench.kafka_raw import Record, by_partition, produce
 from stageline_bench.pg_raw import raw_postgres
 from stageline_bench.progress import log
 from stageline_bench.results import Results
 from stageline_bench.stack import BenchStack, plain_url
 
 
-def _producer(stack: BenchStack, config: BenchConfig, phase: str, compression: str) -> tuple[float, float]:
+def _records(config: BenchConfig) -> dict[int, list[Record]]:
+    """The raw producer's keyed ~200-byte values, by partition."""
+    return by_partition(raw_values(config.raw_messages, config.customers, seed=3), config.partitions)
+
+
+def _producer(stack: BenchStack, config: BenchConfig, phase: str, compression: str,
+              records: dict[int, list[Record]]) -> tuple[float, float]:
     """(events/s, seconds) of the raw producer on a topic of its own."""
     log.info("raw producer: %d keyed ~200-byte values, create_batch/send_batch, acks=all, "
              "compression %s", config.raw_messages, compression)
-    records = by_partition(raw_values(config.raw_messages, config.customers, seed=3), config.partitions)
     seconds = asyncio.run(produce(stack.bootstrap, stack.topic(phase), records, config.partitions,
                                   compression))
     rate = config.raw_messages / seconds
@@ -57,12 +62,14 @@ def _postgres(stack: BenchStack, config: BenchConfig, phase: str, rows: int) -> 
 
 
 def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
+    records = _records(config)
     if config.compression != "none":
-        rate, _ = _producer(stack, config, "raw_plain", "none")
+        rate, _ = _producer(stack, config, "raw_plain", "none", records)
         results.add("raw.producer.uncompressed.events_per_s",
                     "Raw producer, uncompressed (aiokafka send_batch, ~200 B keyed)", rate, "events/s")
         stack.release("raw_plain")
-    rate, seconds = _producer(stack, config, "raw", config.compression)
+    rate, seconds = _producer(stack, config, "raw", config.compression, records)
+    del records
     results.add("raw.producer.events_per_s",
                 f"Raw producer (aiokafka send_batch, ~200 B keyed, {config.compression})", rate, "events/s")
     rate, details = _postgres(stack, config, "raw", config.raw_rows)
@@ -74,7 +81,7 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
 def recheck(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     """Both references again, after every other phase: how far the machine's speed moved."""
     log.info("raw limits again, after the other phases: has the machine's speed moved?")
-    rate, seconds = _producer(stack, config, "raw_end", config.compression)
+    rate, seconds = _producer(stack, config, "raw_end", config.compression, _records(config))
     results.add("raw.producer.end.events_per_s", "Raw producer, again at the end", rate, "events/s")
     rows = max(config.raw_rows_per_txn, config.raw_rows // 4)
     rate, details = _postgres(stack, config, "raw_end", rows)
