@@ -1,7 +1,8 @@
 """Phase "ingest": events/s through HTTP, batches of 100, at each concurrency; no stager running.
 
 Every 2xx ingest sends comes after the broker acknowledged the batch (acks=all), so accepted
-events/s is the durable intake rate.
+events/s is the durable intake rate. Then the same at ingest's floor (stageline_bench.ingest_floor:
+ingest forwarding each event unchecked), the most any ingest that checks its events could take.
 """
 
 import base64
@@ -21,6 +22,7 @@ TEMPLATES = 500  # distinct request bodies per load run (customers spread over t
 # One uvicorn worker per core: measured best on 2 cores shared with the broker and wrk (1 worker
 # leaves a core idle; 3 only add switching). --env STAGELINE_INGEST_WORKERS=N overrides.
 WORKERS = os.cpu_count() or 1
+LABELS = {"ingest": "Ingest", "ingest_floor": "Ingest floor"}
 
 
 def basic_auth(write_key: str) -> str:
@@ -46,9 +48,9 @@ def post_events(
 
 def _measure(
     stack: BenchStack, ingest: Service, key: str, config: BenchConfig, results: Results,
-    connections: int, with_ids: bool,
+    connections: int, with_ids: bool, name: str = "ingest",
 ) -> dict[str, Any]:
-    """One load run: its figures into results (prefix ingest.c<connections>, plus `_without_ids`
+    """One load run: its figures into results (prefix <name>.c<connections>, plus `_without_ids`
     for events sent without ids), its CPU and generator details returned."""
     cpu_before, broker_before = ingest.cpu_s(), stack.broker_cpu_s()
     meter = CpuMeter([ingest]).start()
@@ -64,8 +66,8 @@ def _measure(
         raise RuntimeError(f"ingest accepted nothing at {connections} connections "
                            f"({result.failed} failures)")
     rate = result.ok * config.batch / result.duration_s
-    prefix = f"ingest.c{connections}" + ("" if with_ids else "_without_ids")
-    label = f"Ingest, {connections} connections" + ("" if with_ids else ", events without ids")
+    prefix = f"{name}.c{connections}" + ("" if with_ids else "_without_ids")
+    label = f"{LABELS[name]}, {connections} connections" + ("" if with_ids else ", events without ids")
     results.add(f"{prefix}.events_per_s", label, rate, "events/s")
     results.add(f"{prefix}.p50_ms", f"{label}, request p50", result.p50_ms, "ms")
     results.add(f"{prefix}.p99_ms", f"{label}, request p99", result.p99_ms, "ms")
@@ -96,6 +98,28 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     log.info("ingest: %d connections for %gs, events without ids", connections, config.ingest_seconds)
     without_ids = _measure(stack, ingest, key, config, results, connections, False)
     workers = int(config.service_env.get("STAGELINE_INGEST_WORKERS", WORKERS))
-    results.details["ingest"] = {"batch": config.batch, "workers": workers, "by_connections": details,
-                                 "without_ids": {str(connections): without_ids}}
     stack.stop_services("ingest")
+    stack.release("ingest")  # the floor starts on an empty broker, as ingest did
+    results.details["ingest"] = {"batch": config.batch, "workers": workers, "by_connections": details,
+                                 "without_ids": {str(connections): without_ids},
+                                 "floor": _floor(stack, config, results)}
+
+
+def _floor(stack: BenchStack, config: BenchConfig, results: Results) -> dict[str, Any]:
+    """Ingest's floor at each concurrency: the same service forwarding events unchecked
+    (stageline_bench.ingest_floor), the most any ingest that checks its events could take."""
+    url = stack.database("ingest_floor")
+    floor = stack.start_service("ingest", "ingest_floor", url, stack.topic("ingest_floor"),
+                                env={"STAGELINE_INGEST_WORKERS": str(WORKERS)},
+                                module="stageline_bench.ingest_floor")
+    key = stack.keys[url]["write"]
+    post_events(floor.base_url, key, config, f"fw{stack.run_id}", 4, 1.0 if config.quick else 3.0)
+    details = {}
+    for connections in config.concurrencies:
+        log.info("ingest floor (events forwarded unchecked): %d connections for %gs",
+                 connections, config.ingest_seconds)
+        details[str(connections)] = _measure(stack, floor, key, config, results, connections, True,
+                                             "ingest_floor")
+    stack.stop_services("ingest_floor")
+    stack.release("ingest_floor")
+    return details

@@ -151,12 +151,13 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
         cpu = by_connections.get(str(c))
         cpu_text = (f"; CPU cores: ingest {cpu['ingest_cpu_cores']:.2f}, {cpu['generator']} "
                     f"{cpu['generator_cpu_cores']:.2f}") if cpu else ""
-        rate = v(f"ingest.c{c}.events_per_s")
+        rate, floor = v(f"ingest.c{c}.events_per_s"), v(f"ingest_floor.c{c}.events_per_s")
         plain_text = f"; {rate / plain:.1%} of the uncompressed raw" if rate and plain else ""
+        floor_text = f"; {rate / floor:.1%} of its floor" if rate and floor else ""
         rows.append((f"Ingest over HTTP, {c} connections, batches of {config['batch']} (2xx after acks)",
                      f"{_n(rate, 'events/s')} "
                      f"(p50 {_n(v(f'ingest.c{c}.p50_ms'), 'ms')}, p99 {_n(v(f'ingest.c{c}.p99_ms'), 'ms')}"
-                     f"{cpu_text}{plain_text})", f"ingest.c{c}/raw.producer"))
+                     f"{cpu_text}{plain_text}{floor_text})", f"ingest.c{c}/raw.producer"))
     for c, cpu in report["details"].get("ingest", {}).get("without_ids", {}).items():
         rate, raw = v(f"ingest.c{c}_without_ids.events_per_s"), v("raw.producer.events_per_s")
         share = f"{rate / raw:.1%} of raw send_batch; " if rate and raw else ""
@@ -165,6 +166,14 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
                      f"p99 {_n(v(f'ingest.c{c}_without_ids.p99_ms'), 'ms')}; CPU cores: ingest "
                      f"{cpu['ingest_cpu_cores']:.2f}, {cpu['generator']} {cpu['generator_cpu_cores']:.2f})",
                      "—"))
+    for c, cpu in report["details"].get("ingest", {}).get("floor", {}).items():
+        rate, raw = v(f"ingest_floor.c{c}.events_per_s"), v("raw.producer.events_per_s")
+        share = f"{rate / raw:.1%} of raw send_batch; " if rate and raw else ""
+        rows.append((f"Ingest's floor, {c} connections: the same service forwarding each event "
+                     "unchecked (no ingest that checks events can pass it)",
+                     f"{_n(rate, 'events/s')} ({share}p99 {_n(v(f'ingest_floor.c{c}.p99_ms'), 'ms')}; "
+                     f"CPU cores: ingest {cpu['ingest_cpu_cores']:.2f}, {cpu['generator']} "
+                     f"{cpu['generator_cpu_cores']:.2f})", "reference"))
     stager = report["details"].get("stager", {})
     stager_cpu = (f" ({stager.get('stagers', 1)} stager processes, {stager['stager_cpu_cores']:.2f} "
                   f"CPU cores{_cpu(stager)})") if stager else ""

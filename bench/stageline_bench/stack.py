@@ -212,9 +212,10 @@ class BenchStack:
 
     def start_service(
         self, kind: Kind, phase: str, database_url: str, topic: str,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, module: str | None = None,
     ) -> Service:
-        """Start a service; `env` adds to its environment, and --env (service_env) wins over it."""
+        """Start a service (`python -m stageline_<kind>`, or `module` in its place); `env` adds to
+        its environment, and --env (service_env) wins over it."""
         port = free_port()
         settings = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": database_url,
@@ -230,7 +231,7 @@ class BenchStack:
         settings.update(env or {})
         settings.update(self.config.service_env)
         process = ServiceProcess(
-            kind, f"stageline_{kind}", settings, f"http://127.0.0.1:{port}/healthz",
+            kind, module or f"stageline_{kind}", settings, f"http://127.0.0.1:{port}/healthz",
             self.log_dir / f"{phase}-{kind}.log",
         )
         process.start()

@@ -19,6 +19,7 @@ EXPECTED = {
     "raw.producer.events_per_s", "raw.producer.uncompressed.events_per_s", "raw.postgres.rows_per_s",
     "raw.producer.end.events_per_s", "raw.postgres.end.rows_per_s",
     *(f"ingest.c{c}.{m}" for c in ("8", "64", "64_without_ids") for m in ("events_per_s", "p50_ms", "p99_ms")),
+    *(f"ingest_floor.c{c}.{m}" for c in ("8", "64") for m in ("events_per_s", "p50_ms", "p99_ms")),
     "stager.events_per_s", "pipeline.events_per_s", "e2e.events_per_s",
     *(f"pipeline.steady.{m}" for m in ("events_per_s", "max_lag_events", "max_lag_s", "drain_s")),
     *(f"e2e.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "max_ms")),
@@ -68,4 +69,5 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
     # The table went to stdout, the progress lines to stderr.
     assert "| measurement | result |" in run.stdout
     assert "events sent without ids (ingest assigns them)" in run.stdout
+    assert "Ingest's floor, 64 connections" in run.stdout and "of its floor" in run.stdout
     assert "pipeline:" in run.stderr

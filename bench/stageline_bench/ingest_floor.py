@@ -1,0 +1,65 @@
+"""`python -m stageline_bench.ingest_floor`: ingest with its per-event work taken out, the bench's
+measure of what the rest of ingest (HTTP, auth, the shared batcher, aiokafka, the broker's acks)
+allows on this machine.
+
+It is the real ingest service, workers and all, except that `read_events` splits a batch body
+into its events' own JSON and forwards each one unchecked, keyed by its customer: no checks, no
+timestamps, no re-encoding, and values smaller than the records ingest writes. No ingest that
+checks its events can go faster, so a ratio ingest cannot reach at its floor is out of reach of
+this stack on this machine, whatever ingest's own code does. Never a service to deploy.
+"""
+
+from datetime import datetime
+
+import msgspec
+import uvicorn
+from fastapi import FastAPI
+
+from stageline_ingest import app as ingest_app
+from stageline_ingest import endpoints
+from stageline_ingest.__main__ import metrics_dir
+from stageline_ingest.intake import Intake
+from stageline_ingest.settings import IngestSettings
+from stageline_shared.events import WireRecord
+
+
+class _Keys(msgspec.Struct):
+    customer_id: str
+    event_id: str = ""
+
+
+class _KeysBatch(msgspec.Struct):
+    batch: list[_Keys]
+
+
+class _RawBatch(msgspec.Struct):
+    batch: list[msgspec.Raw]
+
+
+_KEYS = msgspec.json.Decoder(_KeysBatch)
+_RAW = msgspec.json.Decoder(_RawBatch)
+
+
+def forward_unchecked(body: bytes, received_at: datetime, source: str | None = None) -> Intake[WireRecord]:
+    """Each event of `{"batch": [...]}` as its own bytes, keyed by its customer_id."""
+    keys = _KEYS.decode(body).batch
+    return Intake(accepted=[WireRecord(k.customer_id.encode(), bytes(raw), k.event_id, False)
+                            for k, raw in zip(keys, _RAW.decode(body).batch, strict=True)])
+
+
+def create_worker_app() -> FastAPI:
+    """One uvicorn worker's ingest app, reading events with `forward_unchecked`."""
+    endpoints.read_events = forward_unchecked
+    return ingest_app.create_worker_app()
+
+
+def main() -> None:
+    settings = IngestSettings()
+    with metrics_dir():
+        uvicorn.run("stageline_bench.ingest_floor:create_worker_app", factory=True,
+                    workers=settings.ingest_workers, host=settings.ingest_host,
+                    port=settings.ingest_port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
