@@ -133,8 +133,10 @@ class Touchpoint(BaseModel):
     source: str | None = None
 
     def to_json(self) -> bytes:
-        """The record value; msgspec writes what ingest's hot path writes (stageline_ingest.plain)."""
-        return encode_json(self.model_dump(mode="json"))
+        """The record value: fields at their defaults left out (a third of a track event's bytes),
+        the version always written first. What ingest's hot path writes (stageline_ingest.plain)."""
+        return encode_json({"v": self.v, "type": self.type,
+                            **self.model_dump(mode="json", exclude_defaults=True)})
 
     def to_record(self) -> "WireRecord":
         return WireRecord(self.customer_id.encode(), self.to_json(), self.event_id, self.clamped)

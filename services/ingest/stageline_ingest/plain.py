@@ -43,27 +43,24 @@ class _PlainBatch(msgspec.Struct, forbid_unknown_fields=True):
     batch: Annotated[list[PlainEvent], msgspec.Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
-class _Record(msgspec.Struct, kw_only=True):
-    """A track touchpoint as it travels: Touchpoint's fields, in its declaration order.
+class _Record(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A track touchpoint as it travels: Touchpoint's fields, in its declaration order, those at
+    their defaults left out (as `Touchpoint.to_json` leaves them out), the version always written.
 
-    A Struct encodes in half the time of the same dict."""
+    A Struct encodes in half the time of the same dict. The fields a track event never sets
+    (user_id, anonymous_id, previous_id, group_id, context) are not declared at all."""
 
-    v: int = WIRE_VERSION
-    type: str = "track"
+    v: int
+    type: str
     event_id: str
     customer_id: str
     event: str
-    channel: str | None
+    channel: str | None = None
     occurred_at: datetime
     received_at: datetime
-    clamped: bool
-    properties: dict[str, Any]
-    user_id: None = None
-    anonymous_id: None = None
-    previous_id: None = None
-    group_id: None = None
-    context: dict[str, Any] = {}
-    source: str | None
+    clamped: bool = False
+    properties: dict[str, Any] = {}
+    source: str | None = None
 
 
 _BATCH = msgspec.json.Decoder(_PlainBatch)
@@ -132,9 +129,10 @@ def plain_record(event: PlainEvent, received_at: datetime, source: str | None = 
             occurred_at, clamped = received_at, True
     if event_id is None:
         event_id = new_event_id()
-    value = encode_json(_Record(event_id=event_id, customer_id=customer_id, event=name, channel=channel,
-                            occurred_at=occurred_at, received_at=received_at, clamped=clamped,
-                            properties=event.properties, source=source))
+    value = encode_json(_Record(v=WIRE_VERSION, type="track", event_id=event_id, customer_id=customer_id,
+                                event=name, channel=channel, occurred_at=occurred_at,
+                                received_at=received_at, clamped=clamped, properties=event.properties,
+                                source=source))
     # The value holds every string of the event, and JSON writes a NUL, in a key or a value,
     # only as this escape.
     if not text_checked and NUL_ESCAPED in value:
