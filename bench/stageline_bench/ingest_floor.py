@@ -12,12 +12,11 @@ this stack on this machine, whatever ingest's own code does. Never a service to 
 from datetime import datetime
 
 import msgspec
-import uvicorn
 from fastapi import FastAPI
 
 from stageline_ingest import app as ingest_app
 from stageline_ingest import endpoints
-from stageline_ingest.__main__ import metrics_dir
+from stageline_ingest.__main__ import serve_workers
 from stageline_ingest.intake import Intake
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.events import WireRecord
@@ -53,13 +52,5 @@ def create_worker_app() -> FastAPI:
     return ingest_app.create_worker_app()
 
 
-def main() -> None:
-    settings = IngestSettings()
-    with metrics_dir():
-        uvicorn.run("stageline_bench.ingest_floor:create_worker_app", factory=True,
-                    workers=settings.ingest_workers, host=settings.ingest_host,
-                    port=settings.ingest_port, log_level="warning", access_log=False)
-
-
 if __name__ == "__main__":
-    main()
+    serve_workers("stageline_bench.ingest_floor:create_worker_app", IngestSettings())

@@ -51,10 +51,15 @@ def main() -> None:
         uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port,
                     log_level="warning", access_log=False)
         return
-    # Each worker builds its own app (producer, key cache, rate limiter) from the environment.
+    serve_workers("stageline_ingest.app:create_worker_app", settings)
+
+
+def serve_workers(factory: str, settings: IngestSettings) -> None:
+    """Serve the app `factory` (an import string) makes in `settings.ingest_workers` uvicorn
+    workers, which share the port and their metrics; each builds its own app (producer, key
+    cache, rate limiter) from the environment."""
     with metrics_dir():
-        uvicorn.run("stageline_ingest.app:create_worker_app", factory=True,
-                    workers=settings.ingest_workers, host=settings.ingest_host,
+        uvicorn.run(factory, factory=True, workers=settings.ingest_workers, host=settings.ingest_host,
                     port=settings.ingest_port, log_level="warning", access_log=False)
 
 
