@@ -5,6 +5,7 @@ msgspec decodes and encodes plainly valid events without the models (stageline_i
 the originals over generated, often hostile, input.
 """
 
+import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from stageline_ingest.batcher import partition_of
 from stageline_ingest.intake import read_events
-from stageline_ingest.plain import as_plain, decode_plain, plain_record, text_is_plain
+from stageline_ingest.plain import as_plain, decode_plain, plain_records, text_is_plain
 from stageline_shared.events import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
@@ -77,7 +78,8 @@ events = st.one_of(
 def fast_record(item: dict[str, Any]) -> WireRecord | None:
     """The hot path for one decoded event: its record, or None to send it to pydantic."""
     plain = as_plain(item)
-    return None if plain is None else plain_record(plain, RECEIVED, "site")
+    records = None if plain is None else plain_records([plain], RECEIVED, "site", max_bytes=sys.maxsize)
+    return records[0] if records else None
 
 
 def reference(item: Any) -> WireRecord | str:

@@ -1,14 +1,15 @@
 """Turning a request body into accepted touchpoints and per-index rejections (no I/O)."""
 
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeGuard, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from pydantic import ValidationError
 
 from stageline_ingest.body import parse_json
-from stageline_ingest.plain import as_plain, decode_plain, plain_record, text_is_plain
+from stageline_ingest.plain import as_plain, decode_plain, plain_records, text_is_plain
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     MAX_BATCH_EVENTS,
@@ -57,18 +58,15 @@ def _items(body: bytes) -> tuple[list[Any], bool]:
     return batch, True
 
 
-def _within_limit(record: WireRecord | None) -> TypeGuard[WireRecord]:
-    """A plain event's own JSON is shorter than its record, which adds the fields Stageline stamps
-    (received_at, type, …): only a larger record needs the event measured."""
-    return record is not None and len(record.value) <= MAX_EVENT_BYTES
-
-
 def _validate(item: Any, received_at: datetime, source: str | None) -> WireRecord | tuple[str, str]:
     if not isinstance(item, dict):
         return "invalid", f"event must be a JSON object, got {type(item).__name__}"
     plain = as_plain(item)
-    record = None if plain is None else plain_record(plain, received_at, source)
-    if _within_limit(record):
+    records = None if plain is None else plain_records([plain], received_at, source, max_bytes=sys.maxsize)
+    record = records[0] if records else None
+    # A plain event's own JSON is shorter than its record, which adds the fields Stageline stamps
+    # (received_at, type, …): only a larger record needs the event measured.
+    if record is not None and len(record.value) <= MAX_EVENT_BYTES:
         return record
     size = len(msgspec.json.encode(item))
     if size > MAX_EVENT_BYTES:
@@ -92,14 +90,8 @@ def read_events(body: bytes, received_at: datetime, source: str | None = None) -
     """
     events = decode_plain(body)
     if events is not None:
-        checked = text_is_plain(body)
-        records = []
-        for event in events:
-            record = plain_record(event, received_at, source, checked)
-            if not _within_limit(record):
-                break
-            records.append(record)
-        else:
+        records = plain_records(events, received_at, source, text_is_plain(body))
+        if records is not None:
             return Intake(accepted=records)
     items, is_batch = _items(body)
     intake: Intake[WireRecord] = Intake()
