@@ -132,6 +132,7 @@ class BenchStack:
         self._template = self._database_name("tpl")
         self._databases: list[str] = []
         self._services: list[Service] = []
+        self._released: set[str] = set()
 
     def start(self) -> "BenchStack":
         if not self.bootstrap:
@@ -174,16 +175,21 @@ class BenchStack:
         """Delete a finished phase's topics and database, then checkpoint.
 
         Otherwise the next phase pays for this one's leftovers: the in-memory broker holding
-        millions of consumed events, and Postgres writing out the finished phase's pages.
+        millions of consumed events, and Postgres writing out the finished phase's pages. A phase
+        released already (ingest releases its own before its floor) is not released again.
         """
+        if phase in self._released:
+            return
+        self._released.add(phase)
         topics = asyncio.run(delete_topics(self.bootstrap, self.topic(phase)))
         name = self._database_name(phase)
-        if name in self._databases:
+        dropped = name in self._databases
+        if dropped:
             asyncio.run(drop_database(self.server_url, name))
             self._databases.remove(name)
         checkpointed = self.checkpoint()
-        log.info("%s: released topics %s and database %s%s", phase, ", ".join(topics) or "(none)",
-                 name, "; checkpoint done" if checkpointed else "")
+        log.info("%s: released topics %s%s%s", phase, ", ".join(topics) or "(none)",
+                 f" and database {name}" if dropped else "", "; checkpoint done" if checkpointed else "")
 
     def checkpoint(self) -> bool:
         """Write out every dirty page now, where the bench's role may (a configured server may not
