@@ -1,21 +1,31 @@
 # Stageline: humans and CI run the same targets. `make help` lists them.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# uv installs exactly what uv.lock pins; it lives beside the venv's packages, not among them, so
+# `uv sync` (which removes anything the lock does not name) leaves it alone.
+UV_VERSION := 0.13.9
+UV := $(VENV)/tools/bin/uv
+export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint unit system-deps node-deps clean
+.PHONY: help install lock run test lint unit system-deps node-deps clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(UV):
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --target $(VENV)/tools uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra dev --python $(PY)
 	@touch $@
 
-install: $(VENV)/.installed ## Create .venv and install the three services with dev tools
+install: $(VENV)/.installed ## Create .venv and install exactly what uv.lock pins (services and dev tools)
+
+lock: $(UV) ## Upgrade uv.lock to the newest releases pyproject.toml allows; then run make test
+	$(UV) lock --upgrade --python $(PY)
 
 run: install ## Start broker, Postgres and the three services (Ctrl-C stops all)
 	$(PY) -m stageline_devstack run

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from stageline_shared import database
+from stageline_shared.wording import describe_error, field_name
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_S = 5
@@ -95,10 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        parts = []
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            parts.append(f"{field}: {error['msg']}")
+        parts = [f"{field_name(error['loc'], 'request')}: {describe_error(error)}" for error in exc.errors()]
         return error_response(422, "invalid_request", "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)

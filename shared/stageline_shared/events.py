@@ -8,6 +8,8 @@ import msgspec
 import uuid_utils
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stageline_shared.wording import describe_validation_error
+
 MAX_EVENT_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 512 * 1024
 MAX_BATCH_EVENTS = 1000
@@ -143,7 +145,8 @@ class Touchpoint(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes) -> "Touchpoint":
-        """Decode a record value; raises ValueError naming the problem.
+        """Decode a record value; raises ValueError naming the problem (UndecodableRecord when it
+        is not JSON).
 
         Records need not come from ingest: one with a NUL, which Postgres cannot store, or nested
         deeper than ingest accepts, is refused here rather than failing its batch again and again.
@@ -151,9 +154,11 @@ class Touchpoint(BaseModel):
         try:
             touchpoint = cls.model_validate_json(raw)
         except ValidationError as exc:
-            raise ValueError(describe_validation_error(exc)) from None
+            if exc.errors()[0]["type"] == "json_invalid":
+                raise UndecodableRecord(_undecodable(raw)) from None
+            raise ValueError(describe_validation_error(exc, "record")) from None
         except RecursionError:
-            raise ValueError("record is nested too deeply to decode") from None
+            raise UndecodableRecord("record is nested too deeply to decode") from None
         field = too_deep_field(touchpoint)
         if field is not None:
             raise too_deep(field)
@@ -169,6 +174,19 @@ class Touchpoint(BaseModel):
                 raise ValueError(f"{name} contains a NUL character (U+0000)")
         reject_nul(self.properties)
         reject_nul(self.context, "context")
+
+
+class UndecodableRecord(ValueError):
+    """A record value that is not a JSON document at all (as against one breaking the contract)."""
+
+
+def _undecodable(raw: bytes) -> str:
+    """Why a record value is not a JSON document, in our words."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"record is not valid UTF-8 (at byte {exc.start})"
+    return "record is not valid JSON, or nests too deeply to decode"
 
 
 class TouchpointFields(Protocol):
@@ -274,13 +292,3 @@ class WireRecord(msgspec.Struct, frozen=True, gc=False):
     value: bytes  # the Touchpoint JSON
     event_id: str
     clamped: bool
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Turn pydantic's errors into one line naming each offending field."""
-    parts = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(p) for p in error["loc"]) or "event"
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{field}: {message}")
-    return "; ".join(parts)

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from stageline_shared.wording import describe_error
+
 Scalar = str | int | float | bool
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
@@ -176,7 +178,7 @@ def load_journeys(path: Path) -> dict[str, Journey]:
         parsed = JourneyFile.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        message = first["msg"].removeprefix("Value error, ")
+        message = describe_error(first)
         raise _error(path, raw, tuple(first["loc"]), message) from None
     _check_references(parsed, raw, path)
     return {journey.name: journey for journey in parsed.journeys}

@@ -146,16 +146,16 @@ def test_previous_and_group_ids_belong_to_their_calls() -> None:
     [
         ("track", {"event": "E"}, "userId: required (or anonymousId)"),
         ("track", {"userId": "u"}, "event: required for track"),
-        ("track", {"userId": "u", "event": ""}, "event: String should have at least 1 character"),
-        ("track", {"userId": "u", "event": "x" * 201}, "event: String should have at most 200"),
+        ("track", {"userId": "u", "event": ""}, "event: must not be empty"),
+        ("track", {"userId": "u", "event": "x" * 201}, "event: must be at most 200 characters"),
         ("track", {"userId": "u", "event": "a\tb"}, "event: contains a control character (U+0009)"),
         ("page", {"name": "Home"}, "userId: required (or anonymousId)"),
         ("alias", {"userId": "u"}, "previousId: required for alias"),
         ("alias", {"anonymousId": "a", "previousId": "p"}, "userId: required for alias"),
         ("group", {"userId": "u"}, "groupId: required for group"),
-        ("page", {"userId": "u", "name": 5}, "name: Input should be a valid string"),
-        ("track", {"userId": "u", "event": "E", "properties": [1]}, "properties: Input should be a valid dictionary"),
-        ("identify", {"userId": "u", "traits": "x"}, "traits: Input should be a valid dictionary"),
+        ("page", {"userId": "u", "name": 5}, "name: must be a string"),
+        ("track", {"userId": "u", "event": "E", "properties": [1]}, "properties: must be a JSON object"),
+        ("identify", {"userId": "u", "traits": "x"}, "traits: must be a JSON object"),
         ("track", {"userId": "u", "event": "E", "type": "page"}, "type: 'page' does not match the route /v1/track"),
     ],
 )
@@ -187,7 +187,7 @@ def test_ids_may_be_numbers(value: Any, expected: str) -> None:
     [
         (True, "must be a string or a number"),
         ([1], "must be a string or a number"),
-        ("", "at least 1 character"),
+        ("", "must not be empty"),
         ("   ", "must not be blank"),
         ("x" * 256, "at most 255 characters"),
         ("a\x00b", "control character (U+0000)"),
@@ -211,9 +211,9 @@ def test_message_id_is_the_dedup_key_else_a_uuid() -> None:
     assert _read("track", userId="u", event="E", messageId="m" * 100).event_id == "m" * 100
     first, second = _read("track", userId="u", event="E"), _read("track", userId="u", event="E")
     assert uuid.UUID(first.event_id) and first.event_id != second.event_id
-    assert "messageId: String should have at most 100" in \
+    assert "messageId: must be at most 100 characters" in \
         _refused("track", userId="u", event="E", messageId="m" * 101).message
-    assert "messageId: Input should be a valid string" in \
+    assert "messageId: must be a string" in \
         _refused("track", userId="u", event="E", messageId=7).message
 
 

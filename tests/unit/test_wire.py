@@ -11,11 +11,13 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
+from aiokafka import ConsumerRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stageline_ingest.intake import read_events
 from stageline_shared.events import MAX_DEPTH, Touchpoint, TouchpointFields, links
+from stageline_stager.dead_letter import Rejected, decode
 from stageline_stager.wire import TouchpointRecord, decode_touchpoint
 
 RECEIVED = datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC)
@@ -153,12 +155,27 @@ def test_records_nested_deeper_than_ingest_accepts_are_refused(field: str) -> No
     assert isinstance(decode_touchpoint(record(MAX_DEPTH)), TouchpointRecord)
     with pytest.raises(ValueError, match=f"{field} nests objects and arrays more than {MAX_DEPTH} levels"):
         decode_touchpoint(record(MAX_DEPTH + 1))
-    with pytest.raises(ValueError, match="recursion limit"):
+    with pytest.raises(ValueError, match="record is not valid JSON, or nests too deeply to decode"):
         decode_touchpoint(record(5000))
 
 
 def test_invalid_utf8_in_a_record_is_refused_as_undecodable() -> None:
     raw = (b'{"event_id":"e","customer_id":"c\xff","event":"x","occurred_at":"2026-01-01T00:00:00Z",'
            b'"received_at":"2026-01-01T00:00:00Z"}')
-    with pytest.raises(ValueError, match="Invalid JSON"):
+    with pytest.raises(ValueError, match=r"record is not valid UTF-8 \(at byte 32\)"):
         decode_touchpoint(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\xff\xfe\x00 not json at all", "undecodable"),
+        (b'{"customer_id": "c", "event": ' + b"[" * 5000, "undecodable"),
+        (b'{"event_id":"e","customer_id":"c","event":"x"}', "contract"),
+    ],
+)
+def test_dead_letter_reason_follows_the_kind_of_problem_not_its_wording(value: bytes, reason: str) -> None:
+    record = ConsumerRecord("t", 0, 7, 0, 0, b"c", value, None, len(b"c"), len(value), ())
+    rejected = decode(record)
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == reason

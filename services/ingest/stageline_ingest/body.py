@@ -1,5 +1,6 @@
 """Reading a request body within a byte limit, gzip-compressed or not, and parsing its JSON."""
 
+import re
 import zlib
 from typing import Any
 
@@ -66,14 +67,38 @@ def decode_body(data: bytes, content_encoding: str | None, limit: int) -> bytes:
                    f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or identity")
 
 
+_AT_BYTE = re.compile(r"\(byte (\d+)\)")
+# A \uD800 to \uDBFF escape not followed by a \uDC00 to \uDFFF one, or one of those not preceded by the
+# first kind: half a UTF-16 pair, which stands for no character.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _json_problem(body: bytes, exc: Exception) -> str:
+    """What is wrong with a body msgspec could not decode, in our words (msgspec's own change
+    between its releases): not UTF-8, empty, or not JSON (at the byte msgspec names, if any)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"request body is not valid UTF-8 (at byte {bad.start})"
+    if not body.strip():
+        return "request body is not valid JSON: it is empty"
+    lone = _LONE_SURROGATE.search(body)
+    if lone:
+        return (f"request body is not valid JSON: a lone surrogate escape "
+                f"{lone.group().decode()} (at byte {lone.start()}) stands for no character")
+    at = _AT_BYTE.search(str(exc))
+    return "request body is not valid JSON" + (f" (at byte {at.group(1)})" if at else "")
+
+
 def parse_json(body: bytes) -> Any:
     """The body's JSON document, decoded as the hot path decodes it (integers stay exact); a 400
     naming the problem when it is not JSON (or not UTF-8) or nests too deeply to decode."""
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
-    except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
-        raise ApiError(400, "malformed_json", f"request body is not valid UTF-8: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec < 0.23: UnicodeDecodeError
+        raise ApiError(400, "malformed_json", _json_problem(body, exc)) from None
     except RecursionError:
         raise ApiError(400, "malformed_json", "request body is nested too deeply") from None

@@ -16,9 +16,9 @@ from stageline_shared.events import (
     MAX_EVENT_BYTES,
     TouchpointIn,
     WireRecord,
-    describe_validation_error,
     stamp,
 )
+from stageline_shared.wording import describe_validation_error
 
 T = TypeVar("T")
 

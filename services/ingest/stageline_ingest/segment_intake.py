@@ -17,12 +17,12 @@ from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     MAX_FUTURE_SKEW,
     Touchpoint,
-    describe_validation_error,
     new_event_id,
     parse_timestamp,
     require_printable,
     require_storable,
 )
+from stageline_shared.wording import describe_validation_error
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 500 * 1024

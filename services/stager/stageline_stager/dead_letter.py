@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from stageline_shared.events import TouchpointFields
+from stageline_shared.events import TouchpointFields, UndecodableRecord
 from stageline_stager.metrics import DEAD_LETTERED
 from stageline_stager.wire import decode_touchpoint
 
@@ -43,10 +43,10 @@ def decode(record: ConsumerRecord[bytes, bytes]) -> TouchpointFields | Rejected:
         return Rejected(record, "undecodable", "record has no value")
     try:
         return decode_touchpoint(record.value)
+    except UndecodableRecord as exc:
+        return Rejected(record, "undecodable", str(exc)[:1000])
     except ValueError as exc:
-        message = str(exc)
-        reason = "contract" if message and "Invalid JSON" not in message else "undecodable"
-        return Rejected(record, reason, message[:1000])
+        return Rejected(record, "contract", str(exc)[:1000])
 
 
 async def send_to_dead_letter(
