@@ -21,13 +21,18 @@ def async_url(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://…")
 
 
+# asyncpg waits 60 s for a connection by default: a request would hang that long on a
+# database behind a dead network path instead of answering 503.
+CONNECT_TIMEOUT_S = 5.0
+
+
 def make_engine(
     url: str, pool_size: int = 5, server_settings: dict[str, str] | None = None
 ) -> AsyncEngine:
     """A pooled engine; `server_settings` are Postgres settings for every session it opens."""
     return create_async_engine(
         async_url(url), pool_size=pool_size, pool_pre_ping=True,
-        connect_args={"server_settings": server_settings or {}},
+        connect_args={"server_settings": server_settings or {}, "timeout": CONNECT_TIMEOUT_S},
     )
 
 

@@ -33,8 +33,12 @@ async def database_reachable(engine: AsyncEngine) -> bool:
     return True
 
 
-async def readiness(bootstrap_servers: str, engine: AsyncEngine) -> tuple[bool, dict[str, bool]]:
+async def readiness(
+    bootstrap_servers: str, engine: AsyncEngine, needs_database: bool = True
+) -> tuple[bool, dict[str, bool]]:
+    """Ready or not, and each check; `needs_database=False` for a service that serves through a
+    database outage (ingest), which reports the database without depending on it."""
     broker, database = await asyncio.gather(
         broker_reachable(bootstrap_servers), database_reachable(engine)
     )
-    return broker and database, {"broker": broker, "database": database}
+    return broker and (database or not needs_database), {"broker": broker, "database": database}

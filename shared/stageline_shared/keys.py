@@ -2,7 +2,7 @@
 
 A key is a 256-bit random secret shown once at creation; only its SHA-256 is stored (the secret
 has full entropy, so a slow hash adds nothing). Lookups are cached briefly per process, so a
-revocation takes effect within `cache_s` seconds.
+revocation takes effect within `cache_s` seconds of Postgres being reachable.
 """
 
 import hashlib
@@ -22,6 +22,8 @@ KeyKind = Literal["write", "read", "admin"]
 KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
 MAX_LABEL = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# During a database outage, how often a live key's lookup tries Postgres again.
+_OUTAGE_RECHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,19 +92,31 @@ async def list_keys(conn: AsyncConnection) -> list[dict[str, Any]]:
 
 
 class KeyStore:
-    """Resolves presented secrets to live keys, with a short per-process cache."""
+    """Resolves presented secrets to live keys, with a short per-process cache.
+
+    A key found live is checked again after `cache_s` seconds; while Postgres is out of reach it
+    stays valid (ingest keeps taking events through a database outage), and a revocation made
+    meanwhile applies at the first check after Postgres is back. A secret never seen live cannot
+    be checked during an outage: database_unavailable.
+    """
+
+    _UNKNOWN_LIMIT = 10_000  # unknown secrets sprayed at us must not grow memory
 
     def __init__(self, db: AsyncEngine, cache_s: float = 5.0) -> None:
         self._db = db
         self._cache_s = cache_s
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        # Live keys by digest, with when to check each again: as many as keys in use.
+        self._live: dict[str, tuple[float, ApiKey]] = {}
+        self._unknown: dict[str, float] = {}  # unknown or revoked, until when
 
     async def lookup(self, secret: str) -> ApiKey | None:
         digest = hash_key(secret)
-        cached = self._cache.get(digest)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        live = self._live.get(digest)
+        if live is not None and live[0] > now:
+            return live[1]
+        if self._unknown.get(digest, 0.0) > now:
+            return None
         try:
             async with self._db.connect() as conn:
                 row = (await conn.execute(
@@ -111,11 +125,19 @@ class KeyStore:
                     {"hash": digest},
                 )).first()
         except Exception as exc:
-            if database.unavailable(exc):  # ingest's fast path answers only ApiErrors itself
+            if not database.unavailable(exc):
+                raise
+            if live is None:  # ingest's fast path answers only ApiErrors itself
                 raise database_unavailable() from None
-            raise
-        key = ApiKey(row.id, row.kind, row.source, row.name) if row else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()  # bounded: unknown keys sprayed at us must not grow memory
-        self._cache[digest] = (now + self._cache_s, key)
+            # Valid when last seen: keep serving it, and try Postgres again in a second at most.
+            self._live[digest] = (now + min(self._cache_s, _OUTAGE_RECHECK_S), live[1])
+            return live[1]
+        if row is None:
+            self._live.pop(digest, None)
+            if len(self._unknown) >= self._UNKNOWN_LIMIT:
+                self._unknown.clear()
+            self._unknown[digest] = now + self._cache_s
+            return None
+        key = ApiKey(row.id, row.kind, row.source, row.name)
+        self._live[digest] = (now + self._cache_s, key)
         return key

@@ -1,4 +1,5 @@
-"""/healthz and /readyz, the same in every service (reads app.state.settings and app.state.db)."""
+"""/healthz and /readyz, the same in every service (reads app.state.settings and app.state.db;
+app.state.needs_database=False makes readiness depend on the broker alone)."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -25,6 +26,7 @@ async def healthz() -> dict[str, str]:
     503: {"model": Readiness, "description": "The broker or the database is not reachable"}})
 async def readyz(request: Request) -> Response:
     """Broker and database reachable: 200, else 503 naming which is not."""
-    ready, checks = await readiness(request.app.state.settings.kafka_bootstrap_servers,
-                                    request.app.state.db)
+    state = request.app.state
+    ready, checks = await readiness(state.settings.kafka_bootstrap_servers, state.db,
+                                    getattr(state, "needs_database", True))
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stageline_devstack.broker import free_port
 from stageline_devstack.processes import ServiceProcess
 from stageline_shared.database import async_url, make_engine
-from stageline_shared.keys import KINDS, KeyKind, create_key, revoke_key
+from stageline_shared.keys import KINDS, KeyKind, create_key, hash_key, revoke_key
 
 EVENT_NAMES = [
     "Ad Clicked", "Product Viewed", "Review Read", "Product Added", "Order Completed",
@@ -121,6 +121,17 @@ async def new_key(database_url: str, kind: KeyKind, revoked: bool = False) -> st
             return secret
     finally:
         await engine.dispose()
+
+
+async def revoke_secret(database_url: str, secret: str) -> None:
+    """Revoke the key whose secret this is, straight in the database (as the CLI does)."""
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        done = await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 "
+                                  "AND revoked_at IS NULL", hash_key(secret))
+        assert done == "UPDATE 1", done
+    finally:
+        await conn.close()
 
 
 def make_events(customers: int, events: int, seed: int) -> list[dict[str, Any]]:

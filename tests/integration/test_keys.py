@@ -7,6 +7,7 @@ import base64
 import os
 import secrets
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from stageline_devstack.dev_keys import fresh_dev_keys
 from stageline_shared.database import make_engine
 from stageline_shared.keys import KINDS, list_keys
-from tests.integration.support import Stack, new_key
+from tests.integration.support import Stack, new_key, revoke_secret
 
 pytestmark = pytest.mark.integration
 
@@ -201,6 +202,28 @@ async def test_keys_made_and_revoked_by_an_admin(stack: Stack) -> None:
     logs = service_logs(stack)
     for secret in (write["key"], read["key"], *stack.keys.values()):
         assert secret not in logs
+
+
+async def test_a_revocation_applies_within_the_default_cache_bound(stack: Stack) -> None:
+    """With the default STAGELINE_KEY_CACHE_S (5), a revoked key keeps working for at most 5 s on
+    ingest and on the API, then is refused."""
+    ingest, api = stack.start_ingest(), stack.start_api()
+    write, read = stack.keys["write"], stack.keys["read"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def refused() -> tuple[bool, bool]:
+            sent = await client.post(f"{ingest}/v1/events", json=EVENT, auth=(write, ""))
+            listed = await client.get(f"{api}/v1/journeys", headers=bearer(read))
+            return sent.status_code == 401, listed.status_code == 401
+
+        assert await refused() == (False, False)  # both keys now cached
+        await revoke_secret(stack.database_url, write)
+        await revoke_secret(stack.database_url, read)
+        revoked_at = time.monotonic()
+        assert await refused() == (False, False), "the cache serves a key for up to 5 s"
+        while await refused() != (True, True):
+            assert time.monotonic() - revoked_at < 5 + 1.5, "a revocation must apply within 5 s"
+            await asyncio.sleep(0.1)
+    assert time.monotonic() - revoked_at > 3, "applied too soon: the cache bound was not tested"
 
 
 async def cli(stack: Stack, *args: str) -> tuple[int, str, str]:

@@ -76,6 +76,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.needs_database = False  # events flow through a database outage (keys are cached)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(segment_router)
