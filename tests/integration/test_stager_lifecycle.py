@@ -7,12 +7,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import text
 
 from stageline_devstack.broker import Broker, free_port
 from stageline_devstack.processes import ServiceProcess
-from stageline_shared.database import make_engine
-from stageline_stager.settings import StagerSettings
 from tests.integration.support import (
     Stack,
     applied_offsets,
@@ -97,15 +94,14 @@ async def touchpoints_stored(stack: Stack, expected: int) -> bool:
     return bool(stored == expected)
 
 
-async def test_batch_sessions_use_the_configured_synchronous_commit(database_url: str) -> None:
-    for value in ("off", "on"):
-        db = make_engine(database_url, server_settings={"synchronous_commit": value})
-        try:
-            async with db.connect() as conn:
-                assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == value
-        finally:
-            await db.dispose()
-    assert StagerSettings().synchronous_commit == "off"
+@pytest.mark.parametrize("setting", [None, "on", "off"])
+def test_batch_sessions_use_the_configured_synchronous_commit(stack: Stack, setting: str | None) -> None:
+    """The stager's own sessions report the setting (default off), read back at its start."""
+    stager = stack.start_stager(**({"STAGELINE_SYNCHRONOUS_COMMIT": setting} if setting else {}))
+    stager.stop()
+    assert stager.log_file is not None
+    expected = setting or "off"
+    assert f"batch transactions commit with synchronous_commit={expected}" in stager.log_file.read_text()
 
 
 async def _consume_and_commit(bootstrap: str, topic: str, group_id: str, expected: int) -> None:

@@ -6,6 +6,8 @@ import signal
 import sys
 
 import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_shared.database import make_engine
 from stageline_shared.gc_tuning import tune_gc
@@ -30,6 +32,17 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+async def _log_commit_mode(db: AsyncEngine) -> None:
+    """Say how batch transactions commit, as a session of the batches' engine reports it."""
+    try:
+        async with asyncio.timeout(5), db.connect() as conn:
+            mode = (await conn.execute(text("SHOW synchronous_commit"))).scalar()
+    except Exception as exc:  # noqa: BLE001 - only a log line; the loop retries Postgres itself
+        log.warning("Postgres not reachable at start (%r); the stager waits for it", exc)
+        return
+    log.info("batch transactions commit with synchronous_commit=%s", mode)
+
+
 async def serve(settings: StagerSettings) -> None:
     journeys = load_journeys(settings.journeys_file)
     log.info("journeys loaded from %s: %s", settings.journeys_file, ", ".join(journeys))
@@ -39,6 +52,7 @@ async def serve(settings: StagerSettings) -> None:
     )
     db = make_engine(settings.database_url,
                      server_settings={"synchronous_commit": settings.synchronous_commit})
+    await _log_commit_mode(db)
     loop = StagerLoop(settings, db, [JourneyEngine(j) for j in journeys.values()], cluster_id)
     server = EmbeddedServer(uvicorn.Config(
         make_app(settings, db), host=settings.stager_host,

@@ -4,6 +4,14 @@ Offsets live in Postgres beside the effects they cover, and the consumer seeks t
 partitions are assigned, so a crash at any point replays only what was not committed, and the
 replayed records are deduplicated by event_id.
 
+After any database failure the batch in hand is dropped and every assigned partition is put back
+at its stored offset before anything more is applied: a Postgres crash can lose commits it had
+acknowledged (synchronous_commit off), and the stored offsets are then behind this stager's
+position. Each batch's transaction also checks that the stored offsets are not behind what this
+stager last read or stored (OffsetsWentBack otherwise), so a crash the stager never saw (its
+connections replaced silently by the pool) cannot make it store an offset past records that were
+never applied.
+
 Rebalances: aiokafka hands out the new assignment (and can return records from it) before the
 assignment callback runs, so records are processed only once the callback has positioned every
 partition; anything returned earlier is dropped and fetched again from the stored offset. The
@@ -21,6 +29,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,7 +38,13 @@ from stageline_shared.gc_tuning import collections_paused
 from stageline_stager import metrics
 from stageline_stager.dead_letter import Rejected, decode, refused_data, send_to_dead_letter
 from stageline_stager.engine import JourneyEngine
-from stageline_stager.repository import BatchOutcome, apply_touchpoints, read_offsets, store_offsets
+from stageline_stager.repository import (
+    BatchOutcome,
+    OffsetsWentBack,
+    apply_touchpoints,
+    read_offsets,
+    store_offsets,
+)
 from stageline_stager.settings import StagerSettings
 
 log = logging.getLogger(__name__)
@@ -43,7 +58,10 @@ _TRANSIENT_POSTGRES = (
     asyncpg.exceptions.OperatorInterventionError,
 )
 
+_DATABASE_FAILURES = (OperationalError, DBAPIError, OSError, *_TRANSIENT_POSTGRES)
+
 Batch = dict[TopicPartition, list[Any]]
+Offsets = dict[tuple[str, int], int]
 Decoded = tuple[Any, TouchpointFields]  # (the consumer record, its touchpoint)
 
 
@@ -58,6 +76,10 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         await self._loop.seek_to_stored(assigned)
+
+
+def _or_start(offset: int | None) -> int | str:
+    return "start" if offset is None else offset
 
 
 def _names(partitions: Sequence[TopicPartition]) -> str:
@@ -79,10 +101,12 @@ class StagerLoop:
         self.engines = list(engines)
         self.cluster_id = cluster_id
         self._stopping = asyncio.Event()
-        self._next_offsets: dict[TopicPartition, int] = {}
+        # Per partition, the offset this stager last read from Postgres or stored there: the next
+        # one to apply (None: none stored, read from the beginning). Stored offsets are never
+        # expected behind it (OffsetsWentBack).
+        self._positions: dict[TopicPartition, int | None] = {}
         self._positioned = False  # every assigned partition sits at its stored offset
         self._batch_in_hand = asyncio.Lock()
-        self._last_outcome = BatchOutcome()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.group_id,
@@ -115,6 +139,8 @@ class StagerLoop:
                         "its records may be applied again by the next owner (deduplicated)",
                         self.settings.rebalance_wait_s)
         if revoked:
+            for tp in revoked:
+                metrics.forget_partition(tp.topic, tp.partition)  # its next owner reports it now
             log.info("partitions revoked: %s", _names(revoked))
 
     async def seek_to_stored(self, assigned: Sequence[TopicPartition]) -> None:
@@ -124,31 +150,56 @@ class StagerLoop:
             self._positioned = True
             return
         self.consumer.pause(*assigned)
-        stored: dict[tuple[str, int], int] = {}
+        if not await self._reposition(assigned):
+            return
+        self.consumer.resume(*assigned)
+        self._positioned = True
+        log.info("partitions assigned: %s (resuming from %s)",
+                 _names(assigned), self._resume_points(assigned))
+
+    def _resume_points(self, partitions: Sequence[TopicPartition]) -> dict[str, int | str]:
+        return {f"{tp.partition}": _or_start(self._positions.get(tp)) for tp in sorted(partitions)}
+
+    async def _reposition(self, partitions: Sequence[TopicPartition]) -> bool:
+        """Seek each partition to its stored offset (the beginning when none is stored), reading
+        them until Postgres answers; False when asked to stop first."""
+        stored: Offsets = {}
 
         async def read() -> None:
             async with self.db.connect() as conn:
                 stored.update(await read_offsets(
-                    conn, self.settings.group_id, self.cluster_id, sorted({tp.topic for tp in assigned})
+                    conn, self.settings.group_id, self.cluster_id, sorted({tp.topic for tp in partitions})
                 ))
 
         if not await self._retry("reading offsets", read):
-            return
-        unstored = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
+            return False
+        unstored = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
         if unstored:
             await self.consumer.seek_to_beginning(*unstored)
-        for tp in assigned:
+        for tp in partitions:
             offset = stored.get((tp.topic, tp.partition))
             if offset is not None:
-                self.consumer.seek(tp, offset)
-            self._next_offsets.pop(tp, None)
-        self.consumer.resume(*assigned)
-        self._positioned = True
-        log.info(
-            "partitions assigned: %s (resuming from %s)",
-            _names(assigned),
-            {f"{tp.partition}": stored.get((tp.topic, tp.partition), "start") for tp in assigned},
-        )
+                self.consumer.seek(tp, offset)  # also drops the records fetched ahead of it
+            self._positions[tp] = offset
+        return True
+
+    async def _recover(self, exc: BaseException) -> None:
+        """After a failed batch: drop it, wait, and seek every assigned partition back to its
+        stored offset, so whatever a crash took from Postgres is applied again."""
+        reason = type(getattr(exc, "orig", exc)).__name__
+        metrics.DB_RETRIES.labels(reason).inc()
+        if self._stopping.is_set():
+            log.warning("batch failed while stopping (%s); left for replay: %r", reason, exc)
+            return
+        if isinstance(exc, OffsetsWentBack):
+            log.warning("%s; re-reading the stored offsets and applying from there", exc)
+        else:
+            log.warning("batch failed (%s: %s); re-reading the stored offsets in %.1fs and applying "
+                        "from there", reason, exc, self.settings.db_retry_s)
+            await asyncio.sleep(self.settings.db_retry_s)
+        assigned = sorted(self.consumer.assignment())
+        if assigned and await self._reposition(assigned):
+            log.info("resuming from the stored offsets %s", self._resume_points(assigned))
 
     async def run(self) -> None:
         """Consume until stop() is called or the consumer is stopped."""
@@ -192,8 +243,9 @@ class StagerLoop:
         started = time.perf_counter()
         decoded_records: list[Decoded] = []
         rejected: list[Rejected] = []
-        offsets: dict[tuple[str, int], int] = {}
+        offsets: Offsets = {}
         for tp, records in batch.items():
+            metrics.LAG_SECONDS.pending(tp.topic, tp.partition, records[0].timestamp)
             for record in records:
                 decoded = decode(record)
                 if isinstance(decoded, Rejected):
@@ -205,11 +257,19 @@ class StagerLoop:
             self.dead_letters, self.settings.dlq_topic, rejected
         )):
             return  # stopping before the dead letters were acked: the batch will be replayed
-        if not await self._retry("database", lambda: self._store(decoded_records, offsets)):
+        expected = {(tp.topic, tp.partition): position for tp in batch
+                    if (position := self._positions.get(tp)) is not None}
+        try:
+            outcome = await self._store(decoded_records, offsets, expected)
+        except (*_DATABASE_FAILURES, OffsetsWentBack) as exc:
+            await self._recover(exc)
             return
-        outcome = self._last_outcome
-        for (topic, partition), offset in offsets.items():
-            self._next_offsets[TopicPartition(topic, partition)] = offset
+        for tp, records in batch.items():
+            self._positions[tp] = offsets[(tp.topic, tp.partition)]
+            highwater = self.consumer.highwater(tp)
+            # The next record is no older than the last one applied: its time bounds the lag.
+            caught_up = highwater is not None and highwater <= offsets[(tp.topic, tp.partition)]
+            metrics.LAG_SECONDS.pending(tp.topic, tp.partition, None if caught_up else records[-1].timestamp)
         applied, duplicates, transitions = outcome.applied, outcome.duplicates, outcome.transitions
         metrics.EVENTS_APPLIED.inc(applied)
         metrics.DUPLICATES_SKIPPED.inc(duplicates)
@@ -233,19 +293,17 @@ class StagerLoop:
             count, applied, duplicates, len(rejected), len(transitions),
         )
 
-    async def _commit(
-        self, touchpoints: list[TouchpointFields], offsets: dict[tuple[str, int], int]
-    ) -> None:
-        async with self.db.begin() as conn:
-            self._last_outcome = await apply_touchpoints(conn, self.engines, touchpoints)
-            await store_offsets(conn, self.settings.group_id, self.cluster_id, offsets)
+    async def _store_offsets(self, conn: Any, offsets: Offsets, expected: Offsets) -> None:
+        await store_offsets(conn, self.settings.group_id, self.cluster_id, offsets, expected)
 
-    async def _store(self, decoded: list[Decoded], offsets: dict[tuple[str, int], int]) -> None:
+    async def _store(self, decoded: list[Decoded], offsets: Offsets, expected: Offsets) -> BatchOutcome:
         """Apply the batch with its offsets; if Postgres refuses a record for its data, apply the
         rest without it and dead-letter it, so one record cannot block its partition."""
         try:
-            await self._commit([touchpoint for _, touchpoint in decoded], offsets)
-            return
+            async with self.db.begin() as conn:
+                outcome = await apply_touchpoints(conn, self.engines, [t for _, t in decoded])
+                await self._store_offsets(conn, offsets, expected)
+            return outcome
         except Exception as exc:
             state = refused_data(exc)
             if state is None:
@@ -256,8 +314,8 @@ class StagerLoop:
             refused = await self._apply_parts(decoded, outcome, state, exc)
         await send_to_dead_letter(self.dead_letters, self.settings.dlq_topic, refused)
         async with self.db.begin() as conn:  # after the refused records are safe in the dead letters
-            await store_offsets(conn, self.settings.group_id, self.cluster_id, offsets)
-        self._last_outcome = outcome
+            await self._store_offsets(conn, offsets, expected)
+        return outcome
 
     async def _apply_parts(
         self, decoded: list[Decoded], outcome: BatchOutcome, state: str, exc: Exception
@@ -274,9 +332,13 @@ class StagerLoop:
                 *await self._apply_storable(decoded[middle:], outcome)]
 
     async def _apply_storable(self, decoded: list[Decoded], outcome: BatchOutcome) -> list[Rejected]:
-        """Apply these records in one transaction, or in parts if Postgres refuses them."""
+        """Apply these records in one transaction, or in parts if Postgres refuses them.
+
+        The parts carry no offsets, so a crash must not lose one after it was acknowledged:
+        each waits for its WAL flush, whatever synchronous_commit the batches use."""
         try:
             async with self.db.begin() as conn:
+                await conn.execute(text("SET LOCAL synchronous_commit = on"))
                 outcome.add(await apply_touchpoints(conn, self.engines, [t for _, t in decoded]))
             return []
         except Exception as exc:
@@ -294,7 +356,7 @@ class StagerLoop:
             try:
                 await attempt()
                 return True
-            except (OperationalError, DBAPIError, KafkaError, OSError, *_TRANSIENT_POSTGRES) as exc:
+            except (*_DATABASE_FAILURES, KafkaError) as exc:
                 reason = type(getattr(exc, "orig", exc)).__name__
                 metrics.DB_RETRIES.labels(reason).inc()
                 if self._stopping.is_set():
@@ -306,7 +368,7 @@ class StagerLoop:
     def _report_lag(self) -> None:
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
-            next_offset = self._next_offsets.get(tp)
+            next_offset = self._positions.get(tp)
             if highwater is not None and next_offset is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
                     max(0, highwater - next_offset)

@@ -1,6 +1,12 @@
 """The stager's Prometheus metrics."""
 
-from prometheus_client import Counter, Gauge, Histogram
+import contextlib
+import time
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 EVENTS_APPLIED = Counter(
     "stageline_stager_events_applied_total", "Touchpoints stored and applied to journeys."
@@ -25,6 +31,48 @@ BATCH_RECORDS = Histogram(
 CONSUMER_LAG = Gauge(
     "stageline_stager_consumer_lag", "High watermark minus next offset to apply.", ["topic", "partition"]
 )
+
+
+class LagSeconds(Collector):
+    """`stageline_stager_lag_seconds`: per partition, the age of the oldest event acknowledged by
+    the broker and not yet applied, from its record's timestamp (when ingest produced it); 0
+    when caught up. Computed at each scrape, so it keeps growing while the stager is stuck."""
+
+    def __init__(self) -> None:
+        self._oldest: dict[tuple[str, str], float | None] = {}
+
+    def pending(self, topic: str, partition: int, timestamp_ms: int | None) -> None:
+        """The oldest unapplied record's timestamp now (None: nothing is pending)."""
+        self._oldest[(topic, str(partition))] = (
+            timestamp_ms / 1000 if timestamp_ms is not None and timestamp_ms > 0 else None
+        )
+
+    def forget(self, topic: str, partition: int) -> None:
+        self._oldest.pop((topic, str(partition)), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "stageline_stager_lag_seconds",
+            "Age of the oldest acknowledged event not yet applied, per partition (0 when caught up).",
+            labels=["topic", "partition"],
+        )
+        now = time.time()
+        for labels, oldest in sorted(self._oldest.items()):
+            family.add_metric(list(labels), 0.0 if oldest is None else max(0.0, now - oldest))
+        yield family
+
+
+LAG_SECONDS = LagSeconds()
+REGISTRY.register(LAG_SECONDS)
+
+
+def forget_partition(topic: str, partition: int) -> None:
+    """Drop a revoked partition's lag: its new owner reports it, and a stale copy would add up."""
+    LAG_SECONDS.forget(topic, partition)
+    with contextlib.suppress(KeyError):  # never reported
+        CONSUMER_LAG.remove(topic, str(partition))
+
+
 DB_RETRIES = Counter(
     "stageline_stager_db_retries_total", "Batches retried after a database error.", ["reason"]
 )

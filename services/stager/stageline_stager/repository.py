@@ -87,6 +87,16 @@ _STORE_OFFSETS = text("""
         updated_at = now()
 """)
 
+# The offsets before this batch's, locked until it commits (another stager's batch on the same
+# partition, during a rebalance, then waits for this one).
+_LOCK_OFFSETS = text("""
+    SELECT topic, partition, next_offset FROM consumer_offsets
+    WHERE group_id = :group_id AND cluster_id = :cluster_id
+      AND (topic, partition) IN (SELECT * FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS int[])))
+    ORDER BY topic, partition
+    FOR UPDATE
+""")
+
 _READ_OFFSETS = text("""
     SELECT topic, partition, next_offset FROM consumer_offsets
     WHERE group_id = :group_id AND cluster_id = :cluster_id AND topic = ANY(CAST(:topics AS text[]))
@@ -300,16 +310,39 @@ async def _apply_stages(
     await _write_transitions(raw, outcome.transitions)
 
 
+class OffsetsWentBack(Exception):
+    """Stored offsets are behind what this stager read or stored itself: Postgres lost commits it
+    had acknowledged (a crash with synchronous_commit off, a failover, a restore). Storing this
+    batch's offsets would skip the records of those commits."""
+
+    def __init__(self, behind: Mapping[tuple[str, int], tuple[int | None, int]]) -> None:
+        self.behind = dict(behind)
+        described = ", ".join(f"{topic}/{partition}: {'none' if stored is None else stored} < {expected}"
+                              for (topic, partition), (stored, expected) in sorted(self.behind.items()))
+        super().__init__(f"stored offsets went back ({described})")
+
+
 async def store_offsets(
-    conn: AsyncConnection, group_id: str, cluster_id: str, offsets: Mapping[tuple[str, int], int]
+    conn: AsyncConnection, group_id: str, cluster_id: str, offsets: Mapping[tuple[str, int], int],
+    expected: Mapping[tuple[str, int], int] | None = None,
 ) -> None:
-    """Record the next offset to read per partition, in the batch's transaction."""
+    """Record the next offset to read per partition, in the batch's transaction.
+
+    `expected`: per partition, the offset this stager last read or stored; OffsetsWentBack when
+    the stored one is behind it (or gone), so nothing past unapplied records is ever stored. A
+    stored offset ahead of it (another owner moved on during a rebalance) is kept: GREATEST.
+    """
     items = sorted(offsets.items())
-    await conn.execute(_STORE_OFFSETS, {
-        "group_id": group_id, "cluster_id": cluster_id,
-        "topics": [k[0] for k, _ in items], "partitions": [k[1] for k, _ in items],
-        "offsets": [o for _, o in items],
-    })
+    keys = {"group_id": group_id, "cluster_id": cluster_id,
+            "topics": [k[0] for k, _ in items], "partitions": [k[1] for k, _ in items]}
+    if expected:
+        stored = {(row.topic, row.partition): row.next_offset
+                  for row in await conn.execute(_LOCK_OFFSETS, keys)}
+        behind = {key: (stored.get(key), offset) for key, offset in expected.items()
+                  if key in offsets and stored.get(key, -1) < offset}
+        if behind:
+            raise OffsetsWentBack(behind)
+    await conn.execute(_STORE_OFFSETS, {**keys, "offsets": [o for _, o in items]})
 
 
 async def read_offsets(
