@@ -18,8 +18,9 @@ from pathlib import Path
 import hypothesis.internal.observability  # noqa: F401
 import pytest
 
-from stageline_devstack.broker import Broker, free_port
+from stageline_devstack.broker import Broker
 from stageline_devstack.databases import drop_database, ensure_database
+from stageline_devstack.ports import free_port
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_shared.migrate import upgrade
 from tests.integration.support import Stack, create_keys

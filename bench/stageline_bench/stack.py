@@ -21,8 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from stageline_bench.config import BenchConfig
 from stageline_bench.progress import log
-from stageline_devstack.broker import Broker, free_port
+from stageline_devstack.broker import Broker
 from stageline_devstack.databases import drop_database, ensure_database
+from stageline_devstack.ports import free_port
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_devstack.processes import ServiceProcess
 from stageline_shared.database import async_url, make_engine

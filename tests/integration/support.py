@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from stageline_devstack.broker import free_port
+from stageline_devstack.ports import free_port
 from stageline_devstack.processes import ServiceProcess
 from stageline_shared.database import async_url, make_engine
 from stageline_shared.keys import KINDS, KeyKind, create_key, hash_key, revoke_key

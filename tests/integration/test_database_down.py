@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from stageline_api.app import create_app as create_api
 from stageline_api.settings import ApiSettings
-from stageline_devstack.broker import Broker, free_port
+from stageline_devstack.broker import Broker
+from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app as create_ingest
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.database import make_engine

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stageline_devstack.broker import free_port, port_open
+from stageline_devstack.broker import port_open
+from stageline_devstack.ports import free_port
 
 BANNER_END = "Ctrl-C stops everything."
 STARTUP_S = 120.0

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client.parser import text_string_to_metric_families
 
-from stageline_devstack.broker import Broker, free_port
+from stageline_devstack.broker import Broker
+from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.fast_path import EventsFastPath
 from stageline_ingest.settings import IngestSettings

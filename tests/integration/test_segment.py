@@ -14,7 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from stageline_devstack.broker import Broker, free_port
+from stageline_devstack.broker import Broker
+from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
 from tests.integration.support import Stack, create_keys, metric, wait_applied

@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from stageline_devstack.broker import Broker, free_port
+from stageline_devstack.broker import Broker
+from stageline_devstack.ports import free_port
 from stageline_devstack.processes import ServiceProcess
 from tests.integration.support import (
     Stack,
