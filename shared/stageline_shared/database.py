@@ -1,5 +1,6 @@
 """Engines from DATABASE_URL (plain postgres:// URLs too), and the asyncpg connection under one."""
 
+import os
 from typing import Any
 
 import asyncpg
@@ -27,12 +28,17 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 def make_engine(
-    url: str, pool_size: int = 5, server_settings: dict[str, str] | None = None
+    url: str, pool_size: int = 5, server_settings: dict[str, str] | None = None,
+    application_name: str | None = None,
 ) -> AsyncEngine:
-    """A pooled engine; `server_settings` are Postgres settings for every session it opens."""
+    """A pooled engine; `server_settings` are Postgres settings for every session it opens, and
+    `application_name` names its sessions in pg_stat_activity (with this process's id)."""
+    settings = dict(server_settings or {})
+    if application_name:
+        settings["application_name"] = f"{application_name}[{os.getpid()}]"
     return create_async_engine(
         async_url(url), pool_size=pool_size, pool_pre_ping=True,
-        connect_args={"server_settings": server_settings or {}, "timeout": CONNECT_TIMEOUT_S},
+        connect_args={"server_settings": settings, "timeout": CONNECT_TIMEOUT_S},
     )
 
 

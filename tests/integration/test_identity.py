@@ -240,10 +240,12 @@ async def test_erase_removes_everything_and_suppresses_later_events(stack: Stack
     try:
         transitions = await conn.fetchval(
             "SELECT count(*) FROM stage_transitions WHERE customer_id = 'user-0'")
+        progress = {r["customer_id"] for r in await conn.fetch("SELECT customer_id FROM customer_progress")}
         suppressed = {r["id"] for r in await conn.fetch("SELECT id FROM suppressions")}
     finally:
         await conn.close()
     assert transitions == 0
+    assert progress == {"user-1"}  # the erased customer's rule counts are gone with it
     assert suppressed == {k for k, v in owner.items() if v == "user-0"}
     async with stack.client() as client:
         metrics = (await client.get(f"{stager.base_url}/metrics")).text

@@ -26,7 +26,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.db = make_engine(settings.database_url, pool_size=10)
+        app.state.db = make_engine(settings.database_url, pool_size=10, application_name="stageline-api")
         app.state.keys = KeyStore(app.state.db, settings.key_cache_s)
         app.state.producer = EraseProducer(settings.kafka_bootstrap_servers, settings.topic)
         log.info("api ready: journeys %s", ", ".join(journeys))

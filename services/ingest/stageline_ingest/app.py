@@ -57,7 +57,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _wait_for_broker(settings)
-        db = make_engine(settings.database_url)
+        db = make_engine(settings.database_url, application_name="stageline-ingest")
         app.state.db = db
         app.state.keys = KeyStore(db, settings.key_cache_s)
         app.state.rate_limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)

@@ -50,7 +50,7 @@ async def serve(settings: StagerSettings) -> None:
         settings.kafka_bootstrap_servers,
         {settings.topic: settings.topic_partitions, settings.dlq_topic: 1},
     )
-    db = make_engine(settings.database_url,
+    db = make_engine(settings.database_url, application_name="stageline-stager",
                      server_settings={"synchronous_commit": settings.synchronous_commit})
     await _log_commit_mode(db)
     loop = StagerLoop(settings, db, [JourneyEngine(j) for j in journeys.values()], cluster_id)
