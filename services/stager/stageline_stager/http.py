@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_shared import probes
+from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
 from stageline_stager.settings import StagerSettings
 
@@ -16,6 +17,7 @@ def make_app(settings: StagerSettings, db: AsyncEngine) -> FastAPI:
     app = FastAPI(title="Stageline stager", docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.db = db
+    install_error_handlers(app)  # its 404s and 405s are JSON with a code, as the other services'
     instrument(app, "stager")
     app.include_router(probes.router)
     return app
