@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 import uuid_utils
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from stageline_shared.wording import describe_validation_error
 
@@ -15,6 +23,7 @@ MAX_REQUEST_BYTES = 512 * 1024
 MAX_BATCH_EVENTS = 1000
 MAX_FUTURE_SKEW = timedelta(hours=24)
 MAX_DEPTH = 32  # how deep objects and arrays may nest in properties and context
+MAX_CUSTOMER_ID = 255  # characters
 WIRE_VERSION = 1
 # The one JSON encoder of records: Touchpoint.to_json and ingest's hot path write the same bytes.
 encode_json = msgspec.json.Encoder().encode
@@ -35,6 +44,13 @@ def require_printable(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
     return value
+
+
+# A customer id as clients send it: in an event, and in the API's paths. (A lone surrogate, which
+# no UTF-8 encodes and so Postgres cannot store, fails the length check: pydantic measures the
+# string as UTF-8 and refuses it as string_unicode.)
+CustomerId = Annotated[str, Field(min_length=1, max_length=MAX_CUSTOMER_ID),
+                       AfterValidator(require_printable)]
 
 
 def nests_deeper(value: dict[str, Any] | list[Any], levels: int = MAX_DEPTH) -> bool:
@@ -79,13 +95,13 @@ class TouchpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    customer_id: Annotated[str, Field(min_length=1, max_length=255)]
+    customer_id: CustomerId
     event: ShortText
     channel: Annotated[str, Field(min_length=1, max_length=50)] | None = None
     occurred_at: Annotated[str, Field(max_length=64)] | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("event_id", "customer_id", "event", "channel")
+    @field_validator("event_id", "event", "channel")
     @classmethod
     def _printable_and_not_blank(cls, value: str | None) -> str | None:
         return None if value is None else require_printable(value)
@@ -120,7 +136,7 @@ class Touchpoint(BaseModel):
     v: int = WIRE_VERSION
     type: TouchpointType = "track"
     event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    customer_id: Annotated[str, Field(min_length=1, max_length=255)]
+    customer_id: Annotated[str, Field(min_length=1, max_length=MAX_CUSTOMER_ID)]
     event: ShortText
     channel: str | None = None
     occurred_at: AwareDatetime

@@ -21,6 +21,7 @@ from stageline_shared.errors import database_unavailable
 KeyKind = Literal["write", "read", "admin"]
 KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
 MAX_LABEL = 100
+KEY_ID_PATTERN = r"^key_[0-9a-f]{12}$"  # what create_key makes
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # During a database outage, how often a live key's lookup tries Postgres again.
 _OUTAGE_RECHECK_S = 1.0

@@ -15,7 +15,7 @@ _FIXED = {
     "missing": "required",
     "extra_forbidden": "unknown field",
     "string_type": "must be a string",
-    "string_unicode": "must be a string",
+    "string_unicode": "must be valid Unicode (no lone surrogates)",
     "dict_type": "must be a JSON object",
     "model_type": "must be a JSON object",
     "model_attributes_type": "must be a JSON object",

@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from stageline_devstack.ports import free_port
@@ -292,3 +294,23 @@ async def assert_timelines_match(
             [datetime.fromisoformat(e["occurred_at"]) for e in items]
 
     await asyncio.gather(*(check(c, items) for c, items in by_customer.items()))
+
+
+async def topic_values(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record value on `topic` now, read from the start of each partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the topic's partitions
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        values: list[bytes] = []
+        async with asyncio.timeout(30):
+            for tp, end in ends.items():
+                while await consumer.position(tp) < end:
+                    for batch in (await consumer.getmany(tp, timeout_ms=500)).values():
+                        values.extend(record.value for record in batch if record.value is not None)
+        return values
+    finally:
+        await consumer.stop()

@@ -18,6 +18,7 @@ from stageline_ingest.app import create_app
 from stageline_ingest.fast_path import EventsFastPath
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.http_metrics import _Timed
+from stageline_shared.urls import Utf8Urls
 from tests.integration.support import Stack, create_keys, wait_applied
 
 pytestmark = pytest.mark.integration
@@ -205,13 +206,13 @@ async def test_events_take_the_fast_path_inside_cors_and_the_request_metric(
     broker: Broker, topic: str, database_url: str
 ) -> None:
     """POST /v1/events skips FastAPI's routing (stageline_ingest.fast_path) yet keeps CORS, the
-    request metric and the error answers every route has."""
+    request metric, the URL check and the error answers every route has."""
     settings = IngestSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, topic=topic,
                               topic_partitions=1, DATABASE_URL=database_url,
                               cors_origins=["https://shop.example"])
     keys = await create_keys(database_url)
     app = create_app(settings)
-    assert [m.cls for m in app.user_middleware] == [CORSMiddleware, _Timed, EventsFastPath]
+    assert [m.cls for m in app.user_middleware] == [CORSMiddleware, _Timed, Utf8Urls, EventsFastPath]
     async for client in _client(app, keys["write"]):
         before = _request_counts((await client.get("/metrics")).text)
         origin = {"Origin": "https://shop.example"}
@@ -222,6 +223,8 @@ async def test_events_take_the_fast_path_inside_cors_and_the_request_metric(
         assert (refused.status_code, error_of(refused)["code"]) == (401, "invalid_key")
         malformed = await client.post("/v1/events", content=b"{")
         assert (malformed.status_code, error_of(malformed)["code"]) == (400, "malformed_json")
+        not_utf8 = await client.post("/v1/events?x=%ff", json=GOOD)
+        assert (not_utf8.status_code, error_of(not_utf8)["code"]) == (400, "malformed_url")
         after = _request_counts((await client.get("/metrics")).text)
     changed = {status: after[status] - before.get(status, 0) for status in after}
     assert {status: n for status, n in changed.items() if n} == {"202": 1, "401": 1, "400": 1}

@@ -174,6 +174,14 @@ def test_control_character_in_text_field_rejected(field: str, char: str, code: s
     assert f"contains a control character ({code})" in message
 
 
+@pytest.mark.parametrize("field", ["customer_id", "event", "event_id", "channel"])
+@pytest.mark.parametrize("char", ["\ud800", "\udfff"])
+def test_lone_surrogate_in_text_field_rejected(field: str, char: str) -> None:
+    """No JSON body carries one past ingest, but a server may decode a URL into one: refused by
+    the length check, which the API's path parameters share."""
+    assert _rejected(**{field: f"a{char}b"}) == f"{field}: must be valid Unicode (no lone surrogates)"
+
+
 def test_printable_unicode_and_slash_accepted() -> None:
     incoming = TouchpointIn.model_validate(_event(customer_id="tenant/ü-42 ✓", event="Zahlung läuft"))
     assert incoming.customer_id == "tenant/ü-42 ✓"

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_api.auth import AUTH_ERRORS, require_admin_key
+from stageline_api.params import KeyIdPath
 from stageline_api.schemas import KeyCreated, KeyIn, KeyList, KeyOut
 from stageline_shared.errors import ApiError, error_docs
 from stageline_shared.keys import create_key, list_keys, revoke_key
@@ -18,7 +19,8 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 
 
 @router.post("/keys", status_code=201, responses=error_docs({
-    400: "The body is not JSON", 422: "Invalid kind, source or name"}))
+    400: "The body is not JSON, or the URL is not UTF-8 once percent-decoded",
+    422: "Invalid kind, source or name"}))
 async def create(request: Request, body: KeyIn) -> KeyCreated:
     """Create a key. The secret (`key`) is in this response only: store it now."""
     engine: AsyncEngine = request.app.state.db
@@ -40,8 +42,9 @@ async def list_all(request: Request) -> KeyList:
 
 
 @router.delete("/keys/{key_id}", status_code=204,
-               responses=error_docs({404: "No live key has this id", 422: "An invalid key id"}))
-async def revoke(request: Request, key_id: str) -> Response:
+               responses=error_docs({404: "No live key has this id",
+                                     422: "Not a key id (key_ and 12 hexadecimal digits)"}))
+async def revoke(request: Request, key_id: KeyIdPath) -> Response:
     """Revoke a key. Services notice within STAGELINE_KEY_CACHE_S seconds (their lookup cache)."""
     engine: AsyncEngine = request.app.state.db
     async with engine.begin() as conn:

@@ -16,6 +16,7 @@ from stageline_shared.errors import install_error_handlers
 from stageline_shared.http_metrics import instrument
 from stageline_shared.journeys import load_journeys
 from stageline_shared.keys import KeyStore
+from stageline_shared.urls import URL_ERRORS, Utf8Urls
 
 log = logging.getLogger("stageline_api")
 
@@ -36,11 +37,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await app.state.producer.stop()
             await app.state.db.dispose()
 
-    app = FastAPI(title="Stageline API", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="Stageline API", version="0.1.0", lifespan=lifespan, responses=URL_ERRORS,
                   description="Live customer-journey stages for CRM tools.")
     app.state.settings = settings
     app.state.journeys = journeys
     install_error_handlers(app)
+    app.add_middleware(Utf8Urls)  # inside the request metric: its refusals are counted too
     instrument(app, "api")
     app.include_router(router)
     app.include_router(admin.router)

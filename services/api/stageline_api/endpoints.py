@@ -6,12 +6,13 @@ The probes (stageline_shared.probes) stay open: orchestrators and load balancers
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stageline_api import cursor, repository
 from stageline_api.auth import AUTH_ERRORS, require_read_key
-from stageline_api.paths import CUSTOMER
+from stageline_api.params import CustomerIdPath, JourneyPath, JourneyQuery, Limit, single_values
+from stageline_api.paths import CUSTOMER, TIMELINE
 from stageline_api.schemas import (
     CustomerOut,
     CustomerStage,
@@ -26,8 +27,10 @@ from stageline_api.schemas import (
 from stageline_shared.errors import ApiError, error_docs
 from stageline_shared.journeys import Journey
 
-router = APIRouter(dependencies=[Depends(require_read_key)], responses=AUTH_ERRORS)
-NOT_FOUND = error_docs({404: "Unknown journey or customer", 422: "An invalid path or query parameter"})
+router = APIRouter(dependencies=[Depends(require_read_key), Depends(single_values)],
+                   responses=AUTH_ERRORS)
+NOT_FOUND = error_docs({404: "Unknown journey or customer",
+                        422: "A path or query parameter that breaks its rules, or is given twice"})
 
 
 async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -61,7 +64,7 @@ async def list_journeys(request: Request) -> JourneyList:
 
 
 @router.get("/v1/journeys/{journey}/stages", responses=NOT_FOUND)
-async def journey_stages(request: Request, journey: str, conn: Conn) -> StageCounts:
+async def journey_stages(request: Request, journey: JourneyPath, conn: Conn) -> StageCounts:
     """Customers currently in each stage, from the counters the stager maintains."""
     definition = _journey(request, journey)
     counts = await repository.stage_counts(conn, definition.name)
@@ -71,15 +74,15 @@ async def journey_stages(request: Request, journey: str, conn: Conn) -> StageCou
 
 # Customer ids may hold any character, "/" included (sent percent-encoded): the routes take
 # the rest of the path (paths.py).
-@router.get("/v1/customers/{customer_id:path}/timeline",
-            responses=NOT_FOUND | error_docs({400: "A cursor this API did not return"}))
+@router.get(TIMELINE, responses=NOT_FOUND | error_docs({
+    400: "A cursor this API did not return, or a URL that is not UTF-8 once percent-decoded"}))
 async def customer_timeline(
     request: Request,
-    customer_id: str,
+    customer_id: CustomerIdPath,
     conn: Conn,
-    journey: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    after: Annotated[str | None, Query(alias="cursor")] = None,
+    after: Annotated[cursor.Position | None, Depends(cursor.after)],
+    journey: JourneyQuery = None,
+    limit: Limit = 100,
 ) -> Timeline:
     """Touchpoints and stage changes in time order; follow next_cursor for the next page.
 
@@ -88,7 +91,7 @@ async def customer_timeline(
     if journey is not None:
         _journey(request, journey)
     customer_id, _ = await repository.resolve(conn, customer_id)
-    rows = await repository.timeline(conn, customer_id, journey, cursor.decode(after), limit + 1)
+    rows = await repository.timeline(conn, customer_id, journey, after or cursor.START, limit + 1)
     if not rows and after is None:
         raise ApiError(404, "unknown_customer", "no touchpoints recorded for this customer")
     page = rows[:limit]
@@ -110,7 +113,7 @@ async def customer_timeline(
 
 @router.get(CUSTOMER, responses=NOT_FOUND)
 async def customer(
-    request: Request, customer_id: str, conn: Conn, journey: str | None = None
+    request: Request, customer_id: CustomerIdPath, conn: Conn, journey: JourneyQuery = None
 ) -> CustomerOut:
     """A customer's stage per journey (or in one), when entered, last touchpoint and aliases.
 

@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Request
 
 from stageline_api.auth import AUTH_ERRORS, require_admin_key
+from stageline_api.params import CustomerIdPath
 from stageline_api.paths import CUSTOMER
 from stageline_api.schemas import EraseQueued
 from stageline_shared.errors import ApiError, error_docs
@@ -50,17 +51,15 @@ class EraseProducer:
 
 @router.delete(CUSTOMER, status_code=202,
                responses=error_docs({
-                   422: "An invalid customer id",
+                   422: "A customer id that breaks its rules: it could not be a customer's",
                    503: "The broker or the database is unavailable; retry after Retry-After",
                }))
-async def erase_customer(request: Request, customer_id: str) -> EraseQueued:
+async def erase_customer(request: Request, customer_id: CustomerIdPath) -> EraseQueued:
     """Erase a customer (any of its ids): touchpoints, stages, transitions, identity links.
 
     202 once the broker holds the request; the stager applies it in order with the id's events.
     Later events for any of the customer's ids are counted and not stored.
     """
-    if not customer_id or len(customer_id) > 255:
-        raise ApiError(422, "invalid_request", "customer id must be 1-255 characters")
     now = datetime.now(UTC)
     erase = Touchpoint(type="erase", event_id=f"erase-{new_event_id()}", customer_id=customer_id,
                        event="Customer Erased", occurred_at=now, received_at=now)

@@ -25,6 +25,7 @@ from stageline_shared.http_metrics import instrument
 from stageline_shared.kafka import ensure_topics
 from stageline_shared.keys import KeyStore
 from stageline_shared.logs import setup_logging
+from stageline_shared.urls import URL_ERRORS, Utf8Urls
 
 log = logging.getLogger("stageline_ingest")
 
@@ -74,7 +75,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 multiprocess.mark_process_dead(os.getpid())  # drops this worker's live gauges
 
-    app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan, responses=URL_ERRORS)
     app.state.settings = settings
     app.state.needs_database = False  # events flow through a database outage (keys are cached)
     install_error_handlers(app)
@@ -82,8 +83,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(segment_router)
     app.include_router(probes.router)
     # Middlewares added later wrap those added before: CORS, then the request metric, then the
-    # fast path of POST /v1/events.
+    # URL check (a bytes test on a path without "%"), then the fast path of POST /v1/events.
     app.add_middleware(EventsFastPath, route=events_route(router.routes))
+    app.add_middleware(Utf8Urls)
     instrument(app, "ingest")
     if settings.cors_origins:
         # Browser SDKs send the write key as Basic auth, so the header must be allowed.

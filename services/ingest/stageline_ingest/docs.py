@@ -37,7 +37,8 @@ class SegmentAccepted(BaseModel):
 
 # Any route may refuse a request before looking at its events.
 INGEST_ERRORS = error_docs({
-    400: "The body is not JSON (or not valid gzip), or not an event or a batch",
+    400: "The body is not JSON (or not valid gzip), or not an event or a batch; or the URL is not "
+         "UTF-8 once percent-decoded",
     401: "No write key, or an unknown or revoked one",
     403: "A key that is not a write key",
     413: "The body, or one event, is over its size limit, or the batch has too many events",
