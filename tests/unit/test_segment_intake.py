@@ -187,8 +187,6 @@ def test_ids_may_be_numbers(value: Any, expected: str) -> None:
     [
         (True, "must be a string or a number"),
         ([1], "must be a string or a number"),
-        ("", "must not be empty"),
-        ("   ", "must not be blank"),
         ("x" * 256, "at most 255 characters"),
         ("a\x00b", "control character (U+0000)"),
         ("a\nb", "control character (U+000A)"),
@@ -203,6 +201,31 @@ def test_ids_follow_the_customer_id_rules(field: str, value: Any, fragment: str)
     assert fragment in rejection.message
 
 
+@pytest.mark.parametrize("blank", ["", "   ", "\t", None])
+def test_a_blank_user_id_falls_back_to_the_anonymous_id(blank: Any) -> None:
+    # RudderStack's JS SDK sends userId "" on every anonymous event; Segment's and RudderStack's
+    # servers take the anonymousId.
+    touchpoint = _read("track", userId=blank, anonymousId="a-1", event="E")
+    assert (touchpoint.customer_id, touchpoint.user_id, touchpoint.anonymous_id) == ("a-1", None, "a-1")
+    touchpoint = _read("identify", userId="u-1", anonymousId=blank)
+    assert (touchpoint.customer_id, touchpoint.anonymous_id) == ("u-1", None)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+@pytest.mark.parametrize(
+    ("route", "fields", "fragment"),
+    [
+        ("track", {"userId": "{b}", "anonymousId": "{b}", "event": "E"}, "userId: required (or anonymousId)"),
+        ("alias", {"userId": "u", "previousId": "{b}"}, "previousId: required for alias"),
+        ("alias", {"userId": "{b}", "anonymousId": "a", "previousId": "p"}, "userId: required for alias"),
+    ],
+)
+def test_blank_ids_count_as_missing(route: SegmentType, fields: dict[str, str], fragment: str,
+                                    blank: str) -> None:
+    filled = {name: blank if value == "{b}" else value for name, value in fields.items()}
+    assert _refused(route, **filled).message == fragment
+
+
 def test_id_of_255_characters_is_fine() -> None:
     assert _read("track", userId="x" * 255, event="E").customer_id == "x" * 255
 
@@ -213,8 +236,18 @@ def test_message_id_is_the_dedup_key_else_a_uuid() -> None:
     assert uuid.UUID(first.event_id) and first.event_id != second.event_id
     assert "messageId: must be at most 100 characters" in \
         _refused("track", userId="u", event="E", messageId="m" * 101).message
-    assert "messageId: must be a string" in \
-        _refused("track", userId="u", event="E", messageId=7).message
+    assert "messageId: must be a string or a number" in \
+        _refused("track", userId="u", event="E", messageId=[7]).message
+
+
+@pytest.mark.parametrize("blank", ["", " ", None])
+def test_a_blank_message_id_is_assigned_like_a_missing_one(blank: Any) -> None:
+    touchpoint = _read("track", userId="u", event="E", messageId=blank)
+    assert uuid.UUID(touchpoint.event_id).version == 7
+
+
+def test_a_numeric_message_id_becomes_a_string() -> None:
+    assert _read("track", userId="u", event="E", messageId=1590431830865).event_id == "1590431830865"
 
 
 @pytest.mark.parametrize("field", ["properties", "traits", "context"])

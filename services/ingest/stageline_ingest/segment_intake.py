@@ -44,15 +44,15 @@ _printable = require_printable
 # ValueError (not TypeError) as a validation error naming the field.
 
 
-def _id_to_str(value: Any) -> str:
-    """Segment ids may be strings or numbers; numbers become strings (42 → "42")."""
-    if isinstance(value, bool):
-        raise ValueError("must be a string or a number")  # noqa: TRY004
-    if isinstance(value, int | float):
+def _id_or_none(value: Any) -> str | None:
+    """Segment ids may be strings or numbers; numbers become strings (42 → "42"), and a blank
+    string counts as no id at all, as Segment's and RudderStack's servers count it (RudderStack's
+    JS SDK sends `userId: ""` on every anonymous event)."""
+    if value is None or isinstance(value, str):
+        return value if value is None or value.strip() else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    if not isinstance(value, str):
-        raise ValueError("must be a string or a number")  # noqa: TRY004
-    return value
+    raise ValueError("must be a string or a number")
 
 
 def _timestamp(value: Any) -> datetime:
@@ -63,10 +63,12 @@ def _timestamp(value: Any) -> datetime:
     return parse_timestamp(value)
 
 
-SegmentId = Annotated[
-    str, Field(min_length=1, max_length=255), BeforeValidator(_id_to_str), AfterValidator(_printable)
-]
-MessageId = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+# The outer BeforeValidator runs first, so a blank id is None before the length and character
+# checks of a present one; errors still name the field alone (`userId: …`).
+IdText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_printable)]
+SegmentId = Annotated[IdText | None, BeforeValidator(_id_or_none)]
+MessageIdText = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+MessageId = Annotated[MessageIdText | None, BeforeValidator(_id_or_none)]
 EventName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 JsonObject = dict[str, Any] | None
@@ -80,11 +82,11 @@ class SegmentMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    userId: SegmentId | None = None
-    anonymousId: SegmentId | None = None
-    previousId: SegmentId | None = None
-    groupId: SegmentId | None = None
-    messageId: MessageId | None = None
+    userId: SegmentId = None
+    anonymousId: SegmentId = None
+    previousId: SegmentId = None
+    groupId: SegmentId = None
+    messageId: MessageId = None
     event: EventName | None = None
     name: str | None = None
     category: str | None = None
