@@ -121,6 +121,38 @@ async def test_every_route_is_accepted_and_reaches_the_timeline(stack: Stack) ->
         assert (batch_page["event"], batch_page["channel"]) == ("Page Viewed", "ads")
 
 
+async def test_analytics_js_one_letter_paths(stack: Stack) -> None:
+    # analytics.js (analytics-next) posts each call to /v1/<first letter of its type> as
+    # text/plain with the writeKey in the body, or batches to /v1/b with a Basic header too.
+    ingest = stack.start_ingest()
+    stack.start_stager()
+    api = stack.start_api()
+    run = uuid.uuid4().hex[:6]
+    now = datetime.now(UTC).isoformat()
+    calls = {route: _message(route, run, "ajs") | {"type": route, "timestamp": now, "sentAt": now,
+                                                  "writeKey": stack.write_key}
+             for route in ROUTES}
+    batched = {"type": "track", "event": "Product Viewed", "anonymousId": f"{run}-ajs-batched",
+               "userId": None, "messageId": f"ajs-next-{run}", "timestamp": now}
+    async with httpx.AsyncClient(base_url=ingest, timeout=30) as plain:
+        for route, message in calls.items():
+            response = await plain.post(f"/v1/{route[0]}", content=orjson.dumps(message),
+                                        headers={"Content-Type": "text/plain"})
+            assert (response.status_code, response.json()) == (200, {"success": True}), response.text
+        response = await plain.post(
+            "/v1/b", auth=(stack.write_key, ""), headers={"Content-Type": "text/plain"},
+            content=orjson.dumps({"writeKey": stack.write_key, "batch": [batched], "sentAt": now}))
+        assert response.status_code == 200 and response.json()["accepted"] == 1, response.text
+    await wait_applied(stack.database_url, stack.topic, len(calls) + 1)
+    async with stack.client() as client:
+        for route, message in calls.items():
+            [item] = await touchpoints_of(client, api, _customer(message))
+            assert (item["event_id"], item["event"]) == \
+                (message["messageId"], EVENT_NAMES.get(route, "Order Completed")), message
+        [item] = await touchpoints_of(client, api, f"{run}-ajs-batched")
+        assert (item["event_id"], item["event"]) == (f"ajs-next-{run}", "Product Viewed")
+
+
 async def test_resent_message_ids_are_stored_once(stack: Stack) -> None:
     ingest = stack.start_ingest()
     stack.start_stager()
