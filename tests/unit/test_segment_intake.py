@@ -280,11 +280,27 @@ def test_objects_nested_past_max_depth_are_refused(field: str) -> None:
 # --- time ------------------------------------------------------------------------------------------
 
 
-def test_explicit_timestamp_wins() -> None:
+def test_timestamp_wins_over_original_timestamp() -> None:
     at = RECEIVED - timedelta(hours=3)
     touchpoint = _read("track", userId="u", event="E", timestamp=_iso(at),
                        originalTimestamp=_iso(at - timedelta(days=1)), sentAt=_iso(RECEIVED))
     assert touchpoint.occurred_at == at
+    assert _read("track", userId="u", event="E", timestamp=_iso(at)).occurred_at == at
+
+
+def test_a_timestamp_is_corrected_from_sent_at_as_segment_does() -> None:
+    # analytics.js, analytics-node and analytics-python send the device's `timestamp` with
+    # `sentAt`; Segment takes it as the originalTimestamp and corrects it: receivedAt - (sentAt -
+    # timestamp). A browser clock 2 h fast still places the event 10 s before the request.
+    device_sent = RECEIVED + timedelta(hours=2, seconds=10)
+    touchpoint = _read("track", userId="u", event="E", sentAt=_iso(device_sent),
+                       timestamp=_iso(RECEIVED + timedelta(hours=2)))
+    assert touchpoint.occurred_at == RECEIVED - timedelta(seconds=10)
+    # Segment's own example: sent 17 ms after the device's time, received at .266 → .249.
+    moment, _ = occurred_at(datetime(2015, 12, 12, 19, 11, 1, 152000, UTC), None,
+                            datetime(2015, 12, 12, 19, 11, 1, 169000, UTC),
+                            datetime(2015, 12, 12, 19, 11, 1, 266000, UTC))
+    assert moment == datetime(2015, 12, 12, 19, 11, 1, 249000, UTC)
 
 
 def test_clock_skew_is_corrected_from_sent_at() -> None:

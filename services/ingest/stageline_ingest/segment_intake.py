@@ -132,18 +132,19 @@ def occurred_at(
 ) -> tuple[datetime, bool]:
     """Segment's clock-skew rule, then the 24 h future clamp; returns (occurred_at, clamped).
 
-    An explicit timestamp wins. Otherwise originalTimestamp is the device's clock, and sentAt the
-    same clock at sending: the device's offset from ours is sentAt - receivedAt, so the event
-    happened at receivedAt - (sentAt - originalTimestamp). Raises OverflowError out of range.
+    The device's time of the event is its timestamp, else its originalTimestamp (Segment's SDKs
+    send the first, RudderStack's the second; Segment takes a timestamp as the originalTimestamp).
+    sentAt is the same clock at sending, so the device's offset from ours is sentAt - receivedAt
+    and the event happened at receivedAt - (sentAt - device time). Without sentAt the device
+    time stands. Raises OverflowError out of range.
     """
-    if timestamp is not None:
-        moment = timestamp
-    elif original is not None and sent_at is not None:
-        moment = received_at - (sent_at - original)
-    elif original is not None:
-        moment = original
-    else:
+    device = timestamp if timestamp is not None else original
+    if device is None:
         moment = received_at
+    elif sent_at is not None:
+        moment = received_at - (sent_at - device)
+    else:
+        moment = device
     if moment - received_at > MAX_FUTURE_SKEW:
         return received_at, True
     return moment.astimezone(UTC), False
