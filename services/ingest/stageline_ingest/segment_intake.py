@@ -13,12 +13,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from stageline_ingest.body import parse_json
 from stageline_ingest.intake import Intake
+from stageline_ingest.segment_time import read_time
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     MAX_FUTURE_SKEW,
     Touchpoint,
     new_event_id,
-    parse_timestamp,
     require_printable,
     require_storable,
 )
@@ -55,14 +55,6 @@ def _id_or_none(value: Any) -> str | None:
     raise ValueError("must be a string or a number")
 
 
-def _timestamp(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 string with a UTC offset")  # noqa: TRY004
-    if len(value) > 64:
-        raise ValueError("is longer than 64 characters")
-    return parse_timestamp(value)
-
-
 # The outer BeforeValidator runs first, so a blank id is None before the length and character
 # checks of a present one; errors still name the field alone (`userId: …`).
 IdText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_printable)]
@@ -70,7 +62,7 @@ SegmentId = Annotated[IdText | None, BeforeValidator(_id_or_none)]
 MessageIdText = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
 MessageId = Annotated[MessageIdText | None, BeforeValidator(_id_or_none)]
 EventName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+Timestamp = Annotated[datetime | None, BeforeValidator(read_time)]
 JsonObject = dict[str, Any] | None
 
 
@@ -94,9 +86,9 @@ class SegmentMessage(BaseModel):
     traits: JsonObject = None
     context: JsonObject = None
     integrations: JsonObject = None
-    timestamp: Timestamp | None = None
-    originalTimestamp: Timestamp | None = None
-    sentAt: Timestamp | None = None
+    timestamp: Timestamp = None
+    originalTimestamp: Timestamp = None
+    sentAt: Timestamp = None
 
 
 class Rejection(Exception):
@@ -305,12 +297,7 @@ def read_batch(
     context = document.get("context")
     if context is not None and not isinstance(context, dict):
         raise ApiError(400, "invalid_body", "context: must be a JSON object")
-    sent_at = None
-    if document.get("sentAt") is not None:
-        try:
-            sent_at = _timestamp(document["sentAt"])
-        except ValueError as exc:
-            raise ApiError(400, "invalid_body", f"sentAt: {exc}") from None
+    sent_at = read_time(document.get("sentAt"))
     intake: Intake[Touchpoint] = Intake()
     for index, item in enumerate(batch):
         try:
