@@ -128,6 +128,13 @@ def test_group_joined_with_group_traits() -> None:
     assert touchpoint.properties == {"employees": 40}
 
 
+def test_group_without_a_group_id_updates_the_current_groups_traits() -> None:
+    # rudderanalytics.group(traits) sends no groupId (RudderStack's sanity suite, group7).
+    touchpoint = _read("group", anonymousId="a-1", userId="", traits={"groupName": "Anime fan club"})
+    assert (touchpoint.event, touchpoint.group_id) == ("Group Joined", None)
+    assert touchpoint.properties == {"groupName": "Anime fan club"}
+
+
 def test_alias_sets_previous_id() -> None:
     touchpoint = _read("alias", userId="u-1", previousId="a-1")
 
@@ -152,7 +159,6 @@ def test_previous_and_group_ids_belong_to_their_calls() -> None:
         ("page", {"name": "Home"}, "userId: required (or anonymousId)"),
         ("alias", {"userId": "u"}, "previousId: required for alias"),
         ("alias", {"anonymousId": "a", "previousId": "p"}, "userId: required for alias"),
-        ("group", {"userId": "u"}, "groupId: required for group"),
         ("page", {"userId": "u", "name": 5}, "name: must be a string"),
         ("track", {"userId": "u", "event": "E", "properties": [1]}, "properties: must be a JSON object"),
         ("identify", {"userId": "u", "traits": "x"}, "traits: must be a JSON object"),

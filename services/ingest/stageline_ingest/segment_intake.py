@@ -151,8 +151,6 @@ def _keys(message: SegmentMessage, kind: SegmentType) -> tuple[str, str]:
     customer_id = message.userId or message.anonymousId
     if customer_id is None:
         raise Rejection("userId: required (or anonymousId)")
-    if kind == "group" and message.groupId is None:
-        raise Rejection("groupId: required for group")
     if kind != "track":
         return customer_id, EVENT_NAMES[kind]
     if message.event is None:
