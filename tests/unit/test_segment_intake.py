@@ -403,6 +403,12 @@ def test_batch_maps_each_type_and_reports_bad_items_by_index() -> None:
     assert intake.reasons == ["invalid", "invalid", "invalid"]
 
 
+def test_types_are_read_in_any_case() -> None:
+    document = {"batch": [{"type": "Track", "userId": "u", "event": "E"}, {"type": " PAGE ", "userId": "u"}]}
+    assert [t.type for t in read_batch(document, RECEIVED).accepted] == ["track", "page"]
+    assert _read("track", userId="u", event="E", type="TRACK").type == "track"
+
+
 def test_batch_context_merges_under_each_items_context() -> None:
     document = {
         "context": {"library": {"name": "sdk", "version": "1"}, "ip": "1.1.1.1", "channel": "email"},

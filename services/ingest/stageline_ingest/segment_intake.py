@@ -190,12 +190,14 @@ def _channel(kind: SegmentType, context: dict[str, Any]) -> str | None:
 
 def _kind(item: dict[str, Any], route: SegmentType | None) -> SegmentType:
     declared = item.get("type")
+    # RudderStack's processor reads the type trimmed and in any case ("Track"); so do we.
+    named = declared.strip().lower() if isinstance(declared, str) else declared
     if route is not None:
-        if declared is not None and declared != route:
+        if declared is not None and named != route:
             raise Rejection(f"type: {str(declared)[:40]!r} does not match the route /v1/{route}")
         return route
     for kind in TYPES:
-        if declared == kind:
+        if named == kind:
             return kind
     raise Rejection(f"type: must be one of {', '.join(TYPES)}")
 
