@@ -67,7 +67,8 @@ JsonObject = dict[str, Any] | None
 
 
 class SegmentMessage(BaseModel):
-    """The fields of a Segment message Stageline reads; others (_metadata, library, …) are ignored.
+    """The fields of a Segment message Stageline reads; others (_metadata, integrations, …) are
+    ignored whatever their shape, as Segment's and RudderStack's servers pass them through.
 
     Attribute names are Segment's JSON names, so validation errors name the field the client sent.
     """
@@ -85,7 +86,6 @@ class SegmentMessage(BaseModel):
     properties: JsonObject = None
     traits: JsonObject = None
     context: JsonObject = None
-    integrations: JsonObject = None
     timestamp: Timestamp = None
     originalTimestamp: Timestamp = None
     sentAt: Timestamp = None
