@@ -239,11 +239,11 @@ def test_id_of_255_characters_is_fine() -> None:
 
 
 def test_message_id_is_the_dedup_key_else_a_uuid() -> None:
-    assert _read("track", userId="u", event="E", messageId="m" * 100).event_id == "m" * 100
+    assert _read("track", userId="u", event="E", messageId="m" * 128).event_id == "m" * 128
     first, second = _read("track", userId="u", event="E"), _read("track", userId="u", event="E")
     assert uuid.UUID(first.event_id) and first.event_id != second.event_id
-    assert "messageId: must be at most 100 characters" in \
-        _refused("track", userId="u", event="E", messageId="m" * 101).message
+    assert "messageId: must be at most 128 characters" in \
+        _refused("track", userId="u", event="E", messageId="m" * 129).message
     assert "messageId: must be a string or a number" in \
         _refused("track", userId="u", event="E", messageId=[7]).message
 

@@ -59,7 +59,11 @@ def _id_or_none(value: Any) -> str | None:
 # checks of a present one; errors still name the field alone (`userId: …`).
 IdText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_printable)]
 SegmentId = Annotated[IdText | None, BeforeValidator(_id_or_none)]
-MessageIdText = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+# A messageId is the event_id, so it takes the event contract's limit (Segment documents 100
+# characters but does not refuse a longer one; RudderStack has no limit).
+MAX_MESSAGE_ID: int = next(rule.max_length for rule in Touchpoint.model_fields["event_id"].metadata
+                           if hasattr(rule, "max_length"))
+MessageIdText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_ID), AfterValidator(_printable)]
 MessageId = Annotated[MessageIdText | None, BeforeValidator(_id_or_none)]
 EventName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
 Timestamp = Annotated[datetime | None, BeforeValidator(read_time)]
