@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from stageline_ingest.segment_intake import (
@@ -22,21 +21,12 @@ from stageline_ingest.segment_intake import (
     read_message,
 )
 from stageline_shared.errors import ApiError
+from tests.fixtures.segment_payloads import body_of, load_fixtures
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "segment_payloads"
 README = Path(__file__).parents[2] / "README.md"
 RECEIVED = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 ROUTES: dict[str, SegmentType | None] = {f"/v1/{name}": kind for kind in TYPES
                                          for name in (kind, kind[0])} | {"/v1/batch": None, "/v1/b": None}
-
-
-def load_fixtures() -> list[dict[str, Any]]:
-    return [orjson.loads(path.read_bytes()) | {"name": path.stem} for path in sorted(FIXTURES.glob("*.json"))]
-
-
-def body_of(fixture: dict[str, Any]) -> bytes:
-    raw = fixture.get("raw_body")
-    return raw.encode() if raw is not None else orjson.dumps(fixture["body"])
 
 
 def difference_rows() -> set[str]:
