@@ -1,8 +1,9 @@
 """Segment HTTP Tracking API messages → touchpoints (pure: no I/O).
 
 Each Segment call (track, identify, page, screen, group, alias) becomes one Touchpoint keyed by
-userId when present, else anonymousId. Segment's own limits apply: 32 KB a message, 500 KB a
-request, 2,500 messages a batch.
+userId when present (a blank one is absent), else anonymousId. What Segment's API and RudderStack's
+gateway accept is accepted, but for the differences listed in README's table. Segment's own limits
+apply: 32 KB a message, 500 KB a request, 2,500 messages a batch.
 """
 
 from datetime import UTC, datetime
