@@ -18,6 +18,7 @@ from stageline_devstack.broker import Broker
 from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
+from tests.fixtures.segment_payloads import body_of, load_fixtures
 from tests.integration.support import Stack, create_keys, metric, wait_applied
 
 pytestmark = pytest.mark.integration
@@ -120,6 +121,66 @@ async def test_every_route_is_accepted_and_reaches_the_timeline(stack: Stack) ->
         assert abs(happened - (datetime.now(UTC) - timedelta(minutes=10))) < timedelta(minutes=1)
         [batch_page] = await touchpoints_of(client, api, f"{run}-batch-page")
         assert (batch_page["event"], batch_page["channel"]) == ("Page Viewed", "ads")
+
+
+async def test_analytics_js_one_letter_paths(stack: Stack) -> None:
+    # analytics.js (analytics-next) posts each call to /v1/<first letter of its type> as
+    # text/plain with the writeKey in the body, or batches to /v1/b with a Basic header too.
+    ingest = stack.start_ingest()
+    stack.start_stager()
+    api = stack.start_api()
+    run = uuid.uuid4().hex[:6]
+    now = datetime.now(UTC).isoformat()
+    calls = {route: _message(route, run, "ajs") | {"type": route, "timestamp": now, "sentAt": now,
+                                                  "writeKey": stack.write_key}
+             for route in ROUTES}
+    batched = {"type": "track", "event": "Product Viewed", "anonymousId": f"{run}-ajs-batched",
+               "userId": None, "messageId": f"ajs-next-{run}", "timestamp": now}
+    async with httpx.AsyncClient(base_url=ingest, timeout=30) as plain:
+        for route, message in calls.items():
+            response = await plain.post(f"/v1/{route[0]}", content=orjson.dumps(message),
+                                        headers={"Content-Type": "text/plain"})
+            assert (response.status_code, response.json()) == (200, {"success": True}), response.text
+        response = await plain.post(
+            "/v1/b", auth=(stack.write_key, ""), headers={"Content-Type": "text/plain"},
+            content=orjson.dumps({"writeKey": stack.write_key, "batch": [batched], "sentAt": now}))
+        assert response.status_code == 200 and response.json()["accepted"] == 1, response.text
+    await wait_applied(stack.database_url, stack.topic, len(calls) + 1)
+    async with stack.client() as client:
+        for route, message in calls.items():
+            [item] = await touchpoints_of(client, api, _customer(message))
+            assert (item["event_id"], item["event"]) == \
+                (message["messageId"], EVENT_NAMES.get(route, "Order Completed")), message
+        [item] = await touchpoints_of(client, api, f"{run}-ajs-batched")
+        assert (item["event_id"], item["event"]) == (f"ajs-next-{run}", "Product Viewed")
+
+
+async def test_real_sdk_payloads_get_the_answers_their_fixtures_give(stack: Stack) -> None:
+    # The fixtures of tests/fixtures/segment_payloads, through HTTP to a running ingest and on
+    # through the broker to the stager; the key goes in the header, which wins over a body's.
+    ingest = stack.start_ingest()
+    stack.start_stager()
+    api = stack.start_api()
+    fixtures = load_fixtures()
+    accepted = 0
+    async with httpx.AsyncClient(base_url=ingest, timeout=30, auth=(stack.write_key, "")) as plain:
+        for fixture in fixtures:
+            headers = fixture.get("headers", {"Content-Type": "application/json"})
+            response = await plain.post(fixture["path"], content=body_of(fixture), headers=headers)
+            expected = fixture["stageline"]
+            assert response.status_code == expected["status"], (fixture["name"], response.text)
+            answer = response.json()
+            if expected["status"] == 200:
+                assert answer["success"] is True and answer.get("rejected", []) == [], fixture["name"]
+                accepted += len(expected["touchpoints"])
+            else:
+                assert expected["error"] in answer["message"], (fixture["name"], answer)
+        metrics = (await plain.get("/metrics")).text
+    assert metric(metrics, "stageline_ingest_events_accepted_total") == accepted
+    await wait_applied(stack.database_url, stack.topic, accepted)
+    async with stack.client() as client:
+        [item] = await touchpoints_of(client, api, "49e4bdd1c280bc00")  # rudder-server's script
+        assert item["event"] == "Demo Track - New"
 
 
 async def test_resent_message_ids_are_stored_once(stack: Stack) -> None:

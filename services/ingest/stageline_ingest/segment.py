@@ -1,6 +1,8 @@
 """Segment HTTP Tracking API routes (/v1/track, /v1/identify, …, /v1/batch).
 
 Websites and apps already instrumented with a Segment-compatible SDK only change the host. The
+browser's analytics.js posts to the one-letter paths Segment also serves (/v1/t, /v1/p, …, /v1/b),
+so each route answers there too (left out of the OpenAPI document: the same operation twice). The
 answer is 200 {"success": true} (the SDKs treat anything else as a failure to retry or drop), and
 only once the broker holds the events.
 """
@@ -84,8 +86,10 @@ def _single(route: SegmentType) -> Callable[[Request], Awaitable[Response]]:
 for _route in TYPES:
     router.add_api_route(f"/v1/{_route}", _single(_route), methods=["POST"],
                          openapi_extra=segment_doc(EXAMPLES[_route]), response_model=SegmentAccepted)
+    router.add_api_route(f"/v1/{_route[0]}", _single(_route), methods=["POST"], include_in_schema=False)
 
 
+@router.post("/v1/b", include_in_schema=False)
 @router.post("/v1/batch", openapi_extra=segment_doc(EXAMPLES["batch"]), response_model=SegmentAccepted)
 async def segment_batch(request: Request) -> Response:
     """Up to 2,500 Segment messages; refused ones are listed, the others accepted."""

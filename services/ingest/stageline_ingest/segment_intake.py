@@ -1,8 +1,9 @@
 """Segment HTTP Tracking API messages → touchpoints (pure: no I/O).
 
 Each Segment call (track, identify, page, screen, group, alias) becomes one Touchpoint keyed by
-userId when present, else anonymousId. Segment's own limits apply: 32 KB a message, 500 KB a
-request, 2,500 messages a batch.
+userId when present (a blank one is absent), else anonymousId. What Segment's API and RudderStack's
+gateway accept is accepted, but for the differences listed in README's table. Segment's own limits
+apply: 32 KB a message, 500 KB a request, 2,500 messages a batch.
 """
 
 from datetime import UTC, datetime
@@ -13,12 +14,12 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from stageline_ingest.body import parse_json
 from stageline_ingest.intake import Intake
+from stageline_ingest.segment_time import read_time
 from stageline_shared.errors import ApiError
 from stageline_shared.events import (
     MAX_FUTURE_SKEW,
     Touchpoint,
     new_event_id,
-    parse_timestamp,
     require_printable,
     require_storable,
 )
@@ -44,57 +45,55 @@ _printable = require_printable
 # ValueError (not TypeError) as a validation error naming the field.
 
 
-def _id_to_str(value: Any) -> str:
-    """Segment ids may be strings or numbers; numbers become strings (42 → "42")."""
-    if isinstance(value, bool):
-        raise ValueError("must be a string or a number")  # noqa: TRY004
-    if isinstance(value, int | float):
+def _id_or_none(value: Any) -> str | None:
+    """Segment ids may be strings or numbers; numbers become strings (42 → "42"), and a blank
+    string counts as no id at all, as Segment's and RudderStack's servers count it (RudderStack's
+    JS SDK sends `userId: ""` on every anonymous event)."""
+    if value is None or isinstance(value, str):
+        return value if value is None or value.strip() else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    if not isinstance(value, str):
-        raise ValueError("must be a string or a number")  # noqa: TRY004
-    return value
+    raise ValueError("must be a string or a number")
 
 
-def _timestamp(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 string with a UTC offset")  # noqa: TRY004
-    if len(value) > 64:
-        raise ValueError("is longer than 64 characters")
-    return parse_timestamp(value)
-
-
-SegmentId = Annotated[
-    str, Field(min_length=1, max_length=255), BeforeValidator(_id_to_str), AfterValidator(_printable)
-]
-MessageId = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+# The outer BeforeValidator runs first, so a blank id is None before the length and character
+# checks of a present one; errors still name the field alone (`userId: …`).
+IdText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_printable)]
+SegmentId = Annotated[IdText | None, BeforeValidator(_id_or_none)]
+# A messageId is the event_id, so it takes the event contract's limit (Segment documents 100
+# characters but does not refuse a longer one; RudderStack has no limit).
+MAX_MESSAGE_ID: int = next(rule.max_length for rule in Touchpoint.model_fields["event_id"].metadata
+                           if hasattr(rule, "max_length"))
+MessageIdText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_ID), AfterValidator(_printable)]
+MessageId = Annotated[MessageIdText | None, BeforeValidator(_id_or_none)]
 EventName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+Timestamp = Annotated[datetime | None, BeforeValidator(read_time)]
 JsonObject = dict[str, Any] | None
 
 
 class SegmentMessage(BaseModel):
-    """The fields of a Segment message Stageline reads; others (_metadata, library, …) are ignored.
+    """The fields of a Segment message Stageline reads; others (_metadata, integrations, …) are
+    ignored whatever their shape, as Segment's and RudderStack's servers pass them through.
 
     Attribute names are Segment's JSON names, so validation errors name the field the client sent.
     """
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    userId: SegmentId | None = None
-    anonymousId: SegmentId | None = None
-    previousId: SegmentId | None = None
-    groupId: SegmentId | None = None
-    messageId: MessageId | None = None
+    userId: SegmentId = None
+    anonymousId: SegmentId = None
+    previousId: SegmentId = None
+    groupId: SegmentId = None
+    messageId: MessageId = None
     event: EventName | None = None
     name: str | None = None
     category: str | None = None
     properties: JsonObject = None
     traits: JsonObject = None
     context: JsonObject = None
-    integrations: JsonObject = None
-    timestamp: Timestamp | None = None
-    originalTimestamp: Timestamp | None = None
-    sentAt: Timestamp | None = None
+    timestamp: Timestamp = None
+    originalTimestamp: Timestamp = None
+    sentAt: Timestamp = None
 
 
 class Rejection(Exception):
@@ -130,18 +129,19 @@ def occurred_at(
 ) -> tuple[datetime, bool]:
     """Segment's clock-skew rule, then the 24 h future clamp; returns (occurred_at, clamped).
 
-    An explicit timestamp wins. Otherwise originalTimestamp is the device's clock, and sentAt the
-    same clock at sending: the device's offset from ours is sentAt - receivedAt, so the event
-    happened at receivedAt - (sentAt - originalTimestamp). Raises OverflowError out of range.
+    The device's time of the event is its timestamp, else its originalTimestamp (Segment's SDKs
+    send the first, RudderStack's the second; Segment takes a timestamp as the originalTimestamp).
+    sentAt is the same clock at sending, so the device's offset from ours is sentAt - receivedAt
+    and the event happened at receivedAt - (sentAt - device time). Without sentAt the device
+    time stands. Raises OverflowError out of range.
     """
-    if timestamp is not None:
-        moment = timestamp
-    elif original is not None and sent_at is not None:
-        moment = received_at - (sent_at - original)
-    elif original is not None:
-        moment = original
-    else:
+    device = timestamp if timestamp is not None else original
+    if device is None:
         moment = received_at
+    elif sent_at is not None:
+        moment = received_at - (sent_at - device)
+    else:
+        moment = device
     if moment - received_at > MAX_FUTURE_SKEW:
         return received_at, True
     return moment.astimezone(UTC), False
@@ -156,8 +156,6 @@ def _keys(message: SegmentMessage, kind: SegmentType) -> tuple[str, str]:
     customer_id = message.userId or message.anonymousId
     if customer_id is None:
         raise Rejection("userId: required (or anonymousId)")
-    if kind == "group" and message.groupId is None:
-        raise Rejection("groupId: required for group")
     if kind != "track":
         return customer_id, EVENT_NAMES[kind]
     if message.event is None:
@@ -197,12 +195,14 @@ def _channel(kind: SegmentType, context: dict[str, Any]) -> str | None:
 
 def _kind(item: dict[str, Any], route: SegmentType | None) -> SegmentType:
     declared = item.get("type")
+    # RudderStack's processor reads the type trimmed and in any case ("Track"); so do we.
+    named = declared.strip().lower() if isinstance(declared, str) else declared
     if route is not None:
-        if declared is not None and declared != route:
+        if declared is not None and named != route:
             raise Rejection(f"type: {str(declared)[:40]!r} does not match the route /v1/{route}")
         return route
     for kind in TYPES:
-        if declared == kind:
+        if named == kind:
             return kind
     raise Rejection(f"type: must be one of {', '.join(TYPES)}")
 
@@ -302,12 +302,7 @@ def read_batch(
     context = document.get("context")
     if context is not None and not isinstance(context, dict):
         raise ApiError(400, "invalid_body", "context: must be a JSON object")
-    sent_at = None
-    if document.get("sentAt") is not None:
-        try:
-            sent_at = _timestamp(document["sentAt"])
-        except ValueError as exc:
-            raise ApiError(400, "invalid_body", f"sentAt: {exc}") from None
+    sent_at = read_time(document.get("sentAt"))
     intake: Intake[Touchpoint] = Intake()
     for index, item in enumerate(batch):
         try:
