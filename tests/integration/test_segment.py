@@ -75,8 +75,13 @@ async def test_every_route_is_accepted_and_reaches_the_timeline(stack: Stack) ->
             response = await plain.post(f"/v1/{route}", json=bearer,
                                         headers={"Authorization": f"Bearer {stack.write_key}"})
             assert response.status_code == 200, response.text
+            # analytics.js's short path (/v1/t for track, …), its body labelled text/plain.
+            short = _message(route, run, "short") | {"type": route, "writeKey": stack.write_key}
+            response = await plain.post(f"/v1/{route[0]}", content=orjson.dumps(short),
+                                        headers={"Content-Type": "text/plain"}, auth=(stack.write_key, ""))
+            assert (response.status_code, response.json()) == (200, {"success": True}), response.text
             name = EVENT_NAMES.get(route, "Order Completed")
-            sent += [(basic, name), (in_body, name), (bearer, name)]
+            sent += [(basic, name), (in_body, name), (bearer, name), (short, name)]
 
         # A batch, gzip-compressed and labelled text/plain (as browser beacons send), carrying
         # its writeKey, context and sentAt the way analytics-node does, with one bad message.
@@ -98,9 +103,19 @@ async def test_every_route_is_accepted_and_reaches_the_timeline(stack: Stack) ->
         assert answer["rejected"] == [{"index": 1, "code": "invalid_event",
                                        "error": "userId: required (or anonymousId)"}]
 
+        # analytics.js's batching mode posts to /v1/b.
+        batched = {"type": "track", "userId": f"{run}-b", "event": "Ad Clicked", "messageId": f"m-{run}-b"}
+        response = await plain.post("/v1/b", content=orjson.dumps({"batch": [batched], "writeKey": stack.write_key}),
+                                    headers={"Content-Type": "text/plain"}, auth=(stack.write_key, ""))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"success": True, "accepted": 1, "rejected": []}
+        sent.append((batched, "Ad Clicked"))
+
         metrics = (await plain.get("/metrics")).text
         assert metric(metrics, "stageline_ingest_events_accepted_total") == len(sent) + 2
         assert metric(metrics, "stageline_ingest_events_rejected_total", reason="invalid") == 1
+        # The short paths are their own route templates in the request metric.
+        assert metric(metrics, "stageline_http_request_duration_seconds_count", route="/v1/t") == 1
 
     await wait_applied(stack.database_url, stack.topic, len(sent) + 2)
     async with stack.client() as client:
