@@ -225,16 +225,37 @@ async def test_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
 
 async def test_cors_preflight_only_for_configured_origins(stack: Stack) -> None:
     ingest = stack.start_ingest(STAGELINE_CORS_ORIGINS='["https://shop.example"]')
-    preflight = {"Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization, content-type"}
+    # What Chromium names in a preflight for each SDK's requests (first sends and retries).
+    sdk_headers = {
+        "analytics.js": "authorization,content-type,x-retry-count",
+        "RudderStack": "anonymousid,authorization,content-type,rsa-recovered,rsa-retry-attempt,"
+                       "rsa-retry-reason,rsa-since-first-attempt,rsa-since-last-attempt,sentat",
+    }
     async with httpx.AsyncClient(base_url=ingest, timeout=30) as plain:
-        allowed = await plain.options("/v1/batch", headers={"Origin": "https://shop.example", **preflight})
-        assert allowed.status_code == 200, allowed.text
-        assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
-        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        for sdk, requested in sdk_headers.items():
+            for path in ("/v1/batch", "/v1/t", "/v1/b", "/v1/page"):
+                allowed = await plain.options(path, headers={
+                    "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": requested})
+                assert allowed.status_code == 200, (sdk, path, allowed.text)
+                assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+                granted = {h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")}
+                assert set(requested.split(",")) <= granted, (sdk, granted)
+        preflight = {"Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization, content-type"}
         other = await plain.options("/v1/batch", headers={"Origin": "https://evil.example", **preflight})
         assert other.status_code == 400, other.text
         assert "access-control-allow-origin" not in other.headers
+        # Not every header: one no SDK sends is refused.
+        odd = await plain.options("/v1/batch", headers={
+            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-made-up"})
+        assert odd.status_code == 400, odd.text
+        # An answer to the page's origin lets its script read Retry-After (a 429 or 503 says when to retry).
+        refused = await plain.post("/v1/t", content=b"{}", headers={"Origin": "https://shop.example"})
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["access-control-allow-origin"] == "https://shop.example"
+        assert refused.headers["access-control-expose-headers"].lower() == "retry-after"
 
 
 @pytest.fixture
