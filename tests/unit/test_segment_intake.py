@@ -182,25 +182,36 @@ def test_ids_may_be_numbers(value: Any, expected: str) -> None:
         (expected, expected, expected)
 
 
+ID_PROBLEMS = [
+    (True, "must be a string or a number"),
+    ([1], "must be a string or a number"),
+    ("", "must not be empty"),
+    ("   ", "must not be blank"),
+    ("x" * 256, "at most 255 characters"),
+    ("a\x00b", "control character (U+0000)"),
+    ("a\nb", "control character (U+000A)"),
+    ("a\x7fb", "control character (U+007F)"),
+]
+
+
 @pytest.mark.parametrize(
-    ("value", "fragment"),
-    [
-        (True, "must be a string or a number"),
-        ([1], "must be a string or a number"),
-        ("", "must not be empty"),
-        ("   ", "must not be blank"),
-        ("x" * 256, "at most 255 characters"),
-        ("a\x00b", "control character (U+0000)"),
-        ("a\nb", "control character (U+000A)"),
-        ("a\x7fb", "control character (U+007F)"),
-    ],
+    ("field", "value", "fragment"),
+    [(field, value, fragment) for field in ("userId", "anonymousId", "previousId", "groupId")
+     for value, fragment in ID_PROBLEMS
+     if (field, value) != ("userId", "")],  # no user: test_an_empty_user_id_is_none
 )
-@pytest.mark.parametrize("field", ["userId", "anonymousId", "previousId", "groupId"])
 def test_ids_follow_the_customer_id_rules(field: str, value: Any, fragment: str) -> None:
     fields = {"userId": "u", "anonymousId": "a", "previousId": "p", "groupId": "g", field: value}
     rejection = _refused("group", **fields)
     assert rejection.message.startswith(f"{field}: "), rejection.message
     assert fragment in rejection.message
+
+
+def test_an_empty_user_id_is_none() -> None:
+    """RudderStack's JavaScript SDK sends "userId": "" before identify; the anonymousId keys the call."""
+    touchpoint = _read("page", userId="", anonymousId="a-1", name="Home")
+    assert (touchpoint.customer_id, touchpoint.user_id, touchpoint.anonymous_id) == ("a-1", None, "a-1")
+    assert "userId: required (or anonymousId)" in _refused("track", userId="", event="E").message
 
 
 def test_id_of_255_characters_is_fine() -> None:

@@ -55,6 +55,11 @@ def _id_to_str(value: Any) -> str:
     return value
 
 
+def _empty_is_absent(value: Any) -> Any:
+    """RudderStack's JavaScript SDK sends `"userId": ""` on every call before identify: no user."""
+    return None if value == "" else value
+
+
 def _timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 string with a UTC offset")  # noqa: TRY004
@@ -80,7 +85,7 @@ class SegmentMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
-    userId: SegmentId | None = None
+    userId: Annotated[SegmentId | None, BeforeValidator(_empty_is_absent)] = None
     anonymousId: SegmentId | None = None
     previousId: SegmentId | None = None
     groupId: SegmentId | None = None
