@@ -30,17 +30,19 @@ lock: $(UV) ## Upgrade uv.lock to the newest releases pyproject.toml allows; the
 run: install ## Start broker, Postgres and the three services (Ctrl-C stops all)
 	$(PY) -m stageline_devstack run
 
-system-deps: ## Debian packages the tests need (docker-compose and promtool validate deploy files)
-	@{ command -v docker-compose >/dev/null && command -v promtool >/dev/null; } || { \
+system-deps: ## Debian packages the tests need (docker-compose and promtool validate deploy files; chromium runs the browser SDKs)
+	@{ command -v docker-compose >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO apt-get install -y -qq --no-install-recommends docker-compose prometheus >/dev/null; }
+	  $$SUDO apt-get install -y -qq --no-install-recommends docker-compose prometheus chromium >/dev/null; }
 
-node-deps: ## npm ci for the @segment/analytics-node check in tests/sdk/node (skipped without node)
+node-deps: ## npm ci for the SDK checks in tests/sdk/node and tests/sdk/browser (skipped without node)
 	@if command -v node >/dev/null && command -v npm >/dev/null; then \
-	  npm ci --prefix tests/sdk/node --no-audit --no-fund --loglevel=error; \
+	  for dir in tests/sdk/node tests/sdk/browser; do \
+	    npm ci --prefix $$dir --no-audit --no-fund --loglevel=error || exit 1; \
+	  done; \
 	else \
-	  echo "node/npm not found: skipping npm ci; tests/integration/test_sdks.py's node check will fail"; \
+	  echo "node/npm not found: skipping npm ci; the SDK checks in tests/integration/test_sdks.py and test_browser_sdks.py will fail"; \
 	fi
 
 test: install system-deps node-deps ## Run the whole test suite (starts its own broker and Postgres)

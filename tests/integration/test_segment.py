@@ -77,8 +77,13 @@ async def test_every_route_is_accepted_and_reaches_the_timeline(stack: Stack) ->
             response = await plain.post(f"/v1/{route}", json=bearer,
                                         headers={"Authorization": f"Bearer {stack.write_key}"})
             assert response.status_code == 200, response.text
+            # analytics.js's short path (/v1/t for track, …), its body labelled text/plain.
+            short = _message(route, run, "short") | {"type": route, "writeKey": stack.write_key}
+            response = await plain.post(f"/v1/{route[0]}", content=orjson.dumps(short),
+                                        headers={"Content-Type": "text/plain"}, auth=(stack.write_key, ""))
+            assert (response.status_code, response.json()) == (200, {"success": True}), response.text
             name = EVENT_NAMES.get(route, "Order Completed")
-            sent += [(basic, name), (in_body, name), (bearer, name)]
+            sent += [(basic, name), (in_body, name), (bearer, name), (short, name)]
 
         # A batch, gzip-compressed and labelled text/plain (as browser beacons send), carrying
         # its writeKey, context and sentAt the way analytics-node does, with one bad message.
@@ -100,9 +105,19 @@ async def test_every_route_is_accepted_and_reaches_the_timeline(stack: Stack) ->
         assert answer["rejected"] == [{"index": 1, "code": "invalid_event",
                                        "error": "userId: required (or anonymousId)"}]
 
+        # analytics.js's batching mode posts to /v1/b.
+        batched = {"type": "track", "userId": f"{run}-b", "event": "Ad Clicked", "messageId": f"m-{run}-b"}
+        response = await plain.post("/v1/b", content=orjson.dumps({"batch": [batched], "writeKey": stack.write_key}),
+                                    headers={"Content-Type": "text/plain"}, auth=(stack.write_key, ""))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"success": True, "accepted": 1, "rejected": []}
+        sent.append((batched, "Ad Clicked"))
+
         metrics = (await plain.get("/metrics")).text
         assert metric(metrics, "stageline_ingest_events_accepted_total") == len(sent) + 2
         assert metric(metrics, "stageline_ingest_events_rejected_total", reason="invalid") == 1
+        # The short paths are their own route templates in the request metric.
+        assert metric(metrics, "stageline_http_request_duration_seconds_count", route="/v1/t") == 1
 
     await wait_applied(stack.database_url, stack.topic, len(sent) + 2)
     async with stack.client() as client:
@@ -272,16 +287,37 @@ async def test_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
 
 async def test_cors_preflight_only_for_configured_origins(stack: Stack) -> None:
     ingest = stack.start_ingest(STAGELINE_CORS_ORIGINS='["https://shop.example"]')
-    preflight = {"Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization, content-type"}
+    # What Chromium names in a preflight for each SDK's requests (first sends and retries).
+    sdk_headers = {
+        "analytics.js": "authorization,content-type,x-retry-count",
+        "RudderStack": "anonymousid,authorization,content-type,rsa-recovered,rsa-retry-attempt,"
+                       "rsa-retry-reason,rsa-since-first-attempt,rsa-since-last-attempt,sentat",
+    }
     async with httpx.AsyncClient(base_url=ingest, timeout=30) as plain:
-        allowed = await plain.options("/v1/batch", headers={"Origin": "https://shop.example", **preflight})
-        assert allowed.status_code == 200, allowed.text
-        assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
-        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        for sdk, requested in sdk_headers.items():
+            for path in ("/v1/batch", "/v1/t", "/v1/b", "/v1/page"):
+                allowed = await plain.options(path, headers={
+                    "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": requested})
+                assert allowed.status_code == 200, (sdk, path, allowed.text)
+                assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+                granted = {h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")}
+                assert set(requested.split(",")) <= granted, (sdk, granted)
+        preflight = {"Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization, content-type"}
         other = await plain.options("/v1/batch", headers={"Origin": "https://evil.example", **preflight})
         assert other.status_code == 400, other.text
         assert "access-control-allow-origin" not in other.headers
+        # Not every header: one no SDK sends is refused.
+        odd = await plain.options("/v1/batch", headers={
+            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-made-up"})
+        assert odd.status_code == 400, odd.text
+        # An answer to the page's origin lets its script read Retry-After (a 429 or 503 says when to retry).
+        refused = await plain.post("/v1/t", content=b"{}", headers={"Origin": "https://shop.example"})
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["access-control-allow-origin"] == "https://shop.example"
+        assert refused.headers["access-control-expose-headers"].lower() == "retry-after"
 
 
 @pytest.fixture

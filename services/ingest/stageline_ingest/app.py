@@ -29,6 +29,19 @@ from stageline_shared.urls import URL_ERRORS, Utf8Urls
 
 log = logging.getLogger("stageline_ingest")
 
+# The request headers browser SDKs send: a preflight naming any other is refused (400), and the
+# browser then drops the request. Besides the write key (Basic auth) and the body's type and
+# encoding: analytics.js (@segment/analytics-next) sends X-Retry-Count on every retry;
+# RudderStack's JavaScript SDK sends AnonymousId and SentAt on every request, Rsa-Recovered on
+# events left in storage by an earlier page, and the Rsa-Retry-* / Rsa-Since-* four on retries.
+# Retry-After is exposed so that a browser SDK can honour it (analytics.js waits as long on a 429).
+CORS_ALLOWED_HEADERS = [
+    "Authorization", "Content-Type", "Content-Encoding",
+    "X-Retry-Count",
+    "AnonymousId", "SentAt", "Rsa-Recovered", "Rsa-Retry-Attempt", "Rsa-Retry-Reason",
+    "Rsa-Since-First-Attempt", "Rsa-Since-Last-Attempt",
+]
+
 async def _wait_for_broker(settings: IngestSettings) -> None:
     """Create the topic, retrying while the broker comes up (bounded by startup_timeout_s)."""
     async with asyncio.timeout(settings.startup_timeout_s):
@@ -88,9 +101,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.add_middleware(Utf8Urls)
     instrument(app, "ingest")
     if settings.cors_origins:
-        # Browser SDKs send the write key as Basic auth, so the header must be allowed.
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Content-Encoding"], max_age=600,
+            allow_headers=CORS_ALLOWED_HEADERS, expose_headers=["Retry-After"], max_age=600,
         )
     return app

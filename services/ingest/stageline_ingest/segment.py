@@ -1,10 +1,9 @@
 """Segment HTTP Tracking API routes (/v1/track, /v1/identify, …, /v1/batch).
 
 Websites and apps already instrumented with a Segment-compatible SDK only change the host. The
-browser's analytics.js posts to the one-letter paths Segment also serves (/v1/t, /v1/p, …, /v1/b),
-so each route answers there too (left out of the OpenAPI document: the same operation twice). The
 answer is 200 {"success": true} (the SDKs treat anything else as a failure to retry or drop), and
-only once the broker holds the events.
+only once the broker holds the events. Each route is also served under the one-letter path
+analytics.js posts to (/v1/t, /v1/i, …, /v1/b), by the same handler.
 """
 
 from collections.abc import Awaitable, Callable
@@ -83,14 +82,6 @@ def _single(route: SegmentType) -> Callable[[Request], Awaitable[Response]]:
     return accept
 
 
-for _route in TYPES:
-    router.add_api_route(f"/v1/{_route}", _single(_route), methods=["POST"],
-                         openapi_extra=segment_doc(EXAMPLES[_route]), response_model=SegmentAccepted)
-    router.add_api_route(f"/v1/{_route[0]}", _single(_route), methods=["POST"], include_in_schema=False)
-
-
-@router.post("/v1/b", include_in_schema=False)
-@router.post("/v1/batch", openapi_extra=segment_doc(EXAMPLES["batch"]), response_model=SegmentAccepted)
 async def segment_batch(request: Request) -> Response:
     """Up to 2,500 Segment messages; refused ones are listed, the others accepted."""
     key, document, received_at = await _read(request)
@@ -102,3 +93,27 @@ async def segment_batch(request: Request) -> Response:
                        rejected=intake.rejected)
     await deliver(request, [t.to_record() for t in intake.accepted], "messageId")
     return json_response({"success": True, "accepted": len(intake.accepted), "rejected": intake.rejected})
+
+
+# analytics.js (@segment/analytics-next) posts to Segment's short paths: the first letter of the
+# call's type (track → /v1/t, …), and /v1/b in its batching mode. An SDK that meets a 404 drops
+# the event for good, so both spellings stay served, by one handler each.
+SHORT_PATHS: dict[str, str] = {route: route[0] for route in (*TYPES, "batch")}
+
+
+def _add(route: str, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+    """`POST /v1/<route>` and its short path, documented alike (their operation ids differ)."""
+    extra = segment_doc(EXAMPLES[route])
+    router.add_api_route(f"/v1/{route}", endpoint, methods=["POST"], openapi_extra=extra,
+                         response_model=SegmentAccepted)
+    router.add_api_route(
+        f"/v1/{SHORT_PATHS[route]}", endpoint, methods=["POST"], openapi_extra=extra,
+        response_model=SegmentAccepted, operation_id=f"{endpoint.__name__}_short",
+        summary=f"Segment {route} (analytics.js's short path)",
+        description=f"`POST /v1/{route}` under the path analytics.js posts to. {endpoint.__doc__}",
+    )
+
+
+for _route in TYPES:
+    _add(_route, _single(_route))
+_add("batch", segment_batch)
