@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.monitoring import PROMETHEUS_CONFIG, ROOT
+from tests.monitoring import DASHBOARDS_DIR, GRAFANA_DIR, PROMETHEUS_CONFIG, ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
@@ -101,3 +101,11 @@ def test_prometheus_gets_its_config_and_every_rule_file() -> None:
         # prometheus.yml names its rule files relative to itself.
         assert mounts.get(f"/etc/prometheus/{rule_file}") == PROMETHEUS_CONFIG.parent / rule_file, rule_file
 
+
+def test_grafana_gets_its_provisioning_and_the_dashboards() -> None:
+    mounts = bind_mounts(compose_config()["services"]["grafana"])
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA_DIR / "provisioning"
+    provider = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "stageline.yml").read_text())
+    [entry] = provider["providers"]
+    assert mounts[entry["options"]["path"]] == DASHBOARDS_DIR
+    assert list(DASHBOARDS_DIR.glob("*.json")), "no dashboard to provision"
