@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -170,38 +170,60 @@ async def test_prometheus_scrapes_the_stack_evaluates_the_dashboard_and_alerts(
     config = scrape_config(jobs, shortened_rules(tmp_path / "alerts.yml"))
     with prometheus(config, port, tmp_path) as url:
         async with steady_load(stack, ingest, api) as accepted, httpx.AsyncClient(timeout=30) as client:
-            await wait_for(lambda: every_target_up(client, url), 60, "every target to be scraped")
+            await until(client, url, lambda: every_target_up(client, url), 90, "every target scraped")
             applying = "sum(rate(stageline_stager_events_applied_total[15s])) > 0"
-            await wait_for(lambda: has_data(client, url, applying), 90, "applied events in Prometheus")
+            await until(client, url, lambda: has_data(client, url, applying), 90, "applied events")
             await dead_letter_one(stack)
             dead_lettered = "sum(stageline_stager_dead_lettered_total) > 0"
-            await wait_for(lambda: has_data(client, url, dead_lettered), 60, "the dead letter in Prometheus")
+            await until(client, url, lambda: has_data(client, url, dead_lettered), 60, "the dead letter")
 
             empty = [target for target in targets(dashboard())
                      if not await query(client, url, target.promql())]
             unexpected = [f"{t.panel} {t.ref_id}: {t.expr}" for t in empty if not fault_only(t)]
             assert not unexpected, f"dashboard queries without data on a loaded stack: {unexpected}"
 
-            up = await query(client, url, "stageline_dependency_up")
-            assert {(r["metric"]["job"], r["metric"]["dependency"], r["value"][1]) for r in up} == {
-                (job, dependency, "1") for job in ("stageline-ingest", "stageline-stager", "stageline-api")
-                for dependency in ("broker", "database")}
-            await wait_for(lambda: alert_in(client, url, "DeadLettersAppearing", "firing",
-                                            reason="undecodable"),
-                           60, "DeadLettersAppearing to fire")
-            assert await alerts(client, url, "StagerDown", "firing") == []
+            # Each process's broker and database check, one series each (ingest's two workers too).
+            await until(client, url, lambda: dependencies_up(client, url), 30, "every dependency up")
+            await until(client, url, lambda: alert_in(client, url, "DeadLettersAppearing", "firing",
+                                                      reason="undecodable"),
+                        60, "DeadLettersAppearing to fire")
+            assert await alerts(client, url, "StagerDown", "firing") == [], await state(client, url)
 
-            killed = stagers[0]
-            killed.kill()  # SIGKILL under load: the other stager takes its partitions
+            killed, survivor = (host_port(s.base_url) for s in stagers)
+            stagers[0].kill()  # SIGKILL under load: the other stager takes its partitions
             before = accepted[0]
-            await wait_for(lambda: alert_in(client, url, "StagerDown", "firing",
-                                            instance=host_port(killed.base_url)),
-                           60, "StagerDown to fire for the killed stager", interval_s=0.5)
-            firing = await alerts(client, url, "StagerDown", "firing")
-            assert [labels["instance"] for labels in firing] == [host_port(killed.base_url)]
-            assert firing[0]["severity"] == "warning"
+            await until(client, url, lambda: alert_in(client, url, "StagerDown", "firing", instance=killed),
+                        90, "StagerDown to fire for the killed stager")
+            [labels] = [a for a in await alerts(client, url, "StagerDown", "firing")
+                        if a["instance"] == killed]
+            assert labels["severity"] == "warning"
+            await until(client, url, lambda: has_data(client, url, f'up{{instance="{survivor}"}} == 1'),
+                        30, "the other stager up")
             assert await alerts(client, url, "NoStagerRunning", "firing") == []
             assert accepted[0] > before, "the load went on while the stager was down"
+
+
+async def until(client: httpx.AsyncClient, url: str, predicate: Callable[[], Awaitable[bool]],
+                timeout_s: float, what: str) -> None:
+    """wait_for, saying on timeout what Prometheus saw: its targets' health and its alerts."""
+    try:
+        await wait_for(predicate, timeout_s, what, interval_s=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {await state(client, url)}") from None
+
+
+async def state(client: httpx.AsyncClient, url: str) -> str:
+    active = (await client.get(f"{url}/api/v1/targets")).json()["data"]["activeTargets"]
+    health = [(t["labels"]["job"], t["labels"]["instance"], t["health"], t["lastError"]) for t in active]
+    found = (await client.get(f"{url}/api/v1/alerts")).json()["data"]["alerts"]
+    return f"targets {health}, alerts {[(a['labels'], a['state']) for a in found]}"
+
+
+async def dependencies_up(client: httpx.AsyncClient, url: str) -> bool:
+    up = await query(client, url, "stageline_dependency_up")
+    return {(r["metric"]["job"], r["metric"]["dependency"], r["value"][1]) for r in up} == {
+        (job, dependency, "1") for job in ("stageline-ingest", "stageline-stager", "stageline-api")
+        for dependency in ("broker", "database")}
 
 
 def fault_only(target: Target) -> bool:
