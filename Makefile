@@ -30,8 +30,9 @@ lock: $(UV) ## Upgrade uv.lock to the newest releases pyproject.toml allows; the
 run: install ## Start broker, Postgres and the three services (Ctrl-C stops all)
 	$(PY) -m stageline_devstack run
 
-system-deps: ## Debian packages the tests need (docker-compose and promtool validate deploy files; chromium runs the browser SDKs)
-	@{ command -v docker-compose >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null; } || { \
+system-deps: ## Debian packages the tests need (docker-compose; prometheus and promtool for deploy/; chromium for the browser SDKs)
+	@{ command -v docker-compose >/dev/null && command -v promtool >/dev/null && \
+	   command -v prometheus >/dev/null && command -v chromium >/dev/null; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO apt-get install -y -qq --no-install-recommends docker-compose prometheus chromium >/dev/null; }

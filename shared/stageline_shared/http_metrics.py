@@ -1,5 +1,8 @@
 """HTTP request metrics for the FastAPI services, labelled by route template, never raw path.
 
+Every scrape also checks what /readyz checks (broker and database reachable) and reports it as
+stageline_dependency_up, so an outage shows on a graph, and alerts, with no traffic and no prober.
+
 A service run as several worker processes (ingest) sets PROMETHEUS_MULTIPROC_DIR before
 prometheus_client is first imported; every worker then writes its samples there and /metrics
 answers with the sum over all workers, whichever worker serves it.
@@ -12,10 +15,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -25,11 +29,21 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stageline_shared.health import readiness
+
 REQUEST_SECONDS = Histogram(
     "stageline_http_request_duration_seconds",
     "HTTP request latency by service, route template, method and status.",
     ["service", "route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# Set by whichever worker answers the scrape, just before it collects: the most recent value is
+# the one measured for this scrape ("live": a worker that exited leaves none behind).
+DEPENDENCY_UP = Gauge(
+    "stageline_dependency_up",
+    "1 if the dependency (broker, database) was reachable when /metrics was scraped, else 0.",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
 )
 
 
@@ -103,10 +117,19 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
+async def check_dependencies(app: FastAPI) -> None:
+    """Record whether the broker and the database answer, as /readyz would (bounded by its
+    timeout, well under Prometheus's scrape timeout)."""
+    _, checks = await readiness(app.state.settings.kafka_bootstrap_servers, app.state.db)
+    for dependency, reachable in checks.items():
+        DEPENDENCY_UP.labels(dependency).set(1 if reachable else 0)
+
+
 def instrument(app: FastAPI, service: str) -> None:
-    """Time every request and serve /metrics."""
+    """Time every request and serve /metrics (with the dependencies checked at each scrape)."""
     app.add_middleware(_Timed, service=service)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        await check_dependencies(request.app)
         return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

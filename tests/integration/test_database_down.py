@@ -14,7 +14,7 @@ from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app as create_ingest
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.database import make_engine
-from tests.integration.support import create_keys
+from tests.integration.support import create_keys, metric
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +41,7 @@ async def test_ingest_answers_503_when_it_cannot_check_the_key(broker: Broker, t
     async for client in _client(create_ingest(settings), "any-write-key"):
         response = await client.post("/v1/events", json={"customer_id": "c-1", "event": "Viewed"})
         assert_database_unavailable(response)
+        assert dependencies_up((await client.get("/metrics")).text) == {"broker": 1, "database": 0}
 
 
 async def test_api_answers_503_while_the_database_is_unreachable_then_recovers(
@@ -56,12 +57,22 @@ async def test_api_answers_503_while_the_database_is_unreachable_then_recovers(
         journey = listed.json()["journeys"][0]["name"]
         counts = f"/v1/journeys/{journey}/stages"
         assert (await client.get(counts)).status_code == 200  # the read key is now cached
+        assert dependencies_up((await client.get("/metrics")).text) == {"broker": 1, "database": 1}
         working = app.state.db
         app.state.db = make_engine(NOWHERE.format(port=free_port()))
         try:
             for path in (counts, "/v1/customers/c-1", "/v1/customers/c-1/timeline"):
                 assert_database_unavailable(await client.get(path))
+            # Measured at the scrape itself: the alert needs no failing request to fire.
+            assert dependencies_up((await client.get("/metrics")).text) == {"broker": 1, "database": 0}
         finally:
             await app.state.db.dispose()
             app.state.db = working
         assert (await client.get(counts)).status_code == 200
+        assert dependencies_up((await client.get("/metrics")).text) == {"broker": 1, "database": 1}
+
+
+def dependencies_up(metrics: str) -> dict[str, float]:
+    """stageline_dependency_up by dependency, as /metrics reports it."""
+    return {name: metric(metrics, "stageline_dependency_up", dependency=name)
+            for name in ("broker", "database")}

@@ -107,6 +107,9 @@ async def assert_process_metrics(url: str, pids: list[int]) -> None:
         served = {s.labels["pid"] for family in text_string_to_metric_families(text)
                   for s in family.samples if s.name == "process_resident_memory_bytes"}
         assert served == {str(pid) for pid in pids}, "only live workers, each once"
+        # Measured by the answering worker for this scrape: one value each, not a sum.
+        for dependency in ("broker", "database"):
+            assert metric(text, "stageline_dependency_up", dependency=dependency) == 1, dependency
 
 
 async def test_two_workers_share_the_load_and_metrics_are_summed(stack: Stack) -> None:

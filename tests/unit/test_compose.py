@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.monitoring import DASHBOARDS_DIR, GRAFANA_DIR, PROMETHEUS_CONFIG, ROOT
+
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 EXPECTED_SERVICES = {"kafka", "postgres", "migrate", "ingest", "stager", "api", "prometheus", "grafana"}
 APP_SERVICES = ("ingest", "stager", "api")
@@ -78,3 +78,34 @@ def test_prometheus_config_is_valid() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, f"promtool check config failed:\n{result.stdout}{result.stderr}"
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """A service's bind mounts, container path -> host path, in compose's short or long form."""
+    mounts: dict[str, Path] = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts[volume["target"]] = Path(volume["source"])
+            continue
+        source, target, *_ = str(volume).split(":")
+        if source.startswith(("/", ".")):  # not a named volume
+            mounts[target] = (ROOT / source).resolve()
+    return mounts
+
+
+def test_prometheus_gets_its_config_and_every_rule_file() -> None:
+    mounts = bind_mounts(compose_config()["services"]["prometheus"])
+    assert mounts["/etc/prometheus/prometheus.yml"] == PROMETHEUS_CONFIG
+    for rule_file in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["rule_files"]:
+        # prometheus.yml names its rule files relative to itself.
+        assert mounts.get(f"/etc/prometheus/{rule_file}") == PROMETHEUS_CONFIG.parent / rule_file, rule_file
+
+
+def test_grafana_gets_its_provisioning_and_the_dashboards() -> None:
+    mounts = bind_mounts(compose_config()["services"]["grafana"])
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA_DIR / "provisioning"
+    provider = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "stageline.yml").read_text())
+    [entry] = provider["providers"]
+    assert mounts[entry["options"]["path"]] == DASHBOARDS_DIR
+    assert list(DASHBOARDS_DIR.glob("*.json")), "no dashboard to provision"
