@@ -21,7 +21,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from stageline_devstack.broker import free_port
+from stageline_devstack.ports import free_port
 from stageline_devstack.processes import ServiceProcess
 from tests.integration.support import Stack, make_events, post_events, wait_for
 from tests.monitoring import (
