@@ -15,6 +15,7 @@ from tests.integration.support import (
     plain_url,
     post_events,
     wait_applied,
+    wait_for,
     with_resends,
 )
 
@@ -89,6 +90,12 @@ async def test_two_stagers_share_partitions_and_count_exactly(stack: Stack) -> N
     ingest = stack.start_ingest()
     api = stack.start_api()
     stagers = [stack.start_stager(STAGELINE_MAX_BATCH="100") for _ in range(2)]
+
+    async def both_assigned() -> bool:  # else the first to join may take the whole first half
+        return all(s.log_file is not None and f"partitions assigned: {stack.topic}/" in s.log_file.read_text()
+                   for s in stagers)
+
+    await wait_for(both_assigned, 60, "both stagers to be assigned partitions")
     async with stack.client() as client:
         await post_events(client, ingest, sent[:2500], stack.write_key)
         # A third stager joins mid-stream: partitions move while records are in flight.
