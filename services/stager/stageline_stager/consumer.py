@@ -173,6 +173,10 @@ class StagerLoop:
 
         if not await self._retry("reading offsets", read):
             return False
+        # A rebalance may have taken some while Postgres was being waited for (seeking one of
+        # those would raise); their next owner positions them.
+        owned = self.consumer.assignment()
+        partitions = [tp for tp in partitions if tp in owned]
         unstored = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
         if unstored:
             await self.consumer.seek_to_beginning(*unstored)
