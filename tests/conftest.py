@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 # Imported here, at a shallow stack: hypothesis's pytest plugin otherwise imports its internals
@@ -78,6 +78,16 @@ def journeys_file() -> Path:
     return Path(__file__).parent / "integration" / "journeys.yaml"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    """A failed test that ran services shows the end of each service's log in its report: the
+    processes are gone by the time anyone reads it."""
+    outcome = yield
+    report = outcome.get_result()
+    services = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and isinstance(services, Stack):
+        for name, tail in services.log_tails():
+            report.sections.append((f"log of {name} (last lines)", tail))
 
 
 @pytest.fixture

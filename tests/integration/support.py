@@ -100,6 +100,15 @@ class Stack:
         for process in reversed(self.processes):
             process.stop()
 
+    def log_tails(self, lines: int = 40) -> list[tuple[str, str]]:
+        """(service-N, the last lines of its log) for every process started."""
+        tails = []
+        for number, process in enumerate(self.processes):
+            if process.log_file is not None and process.log_file.exists():
+                text = process.log_file.read_text(errors="replace").splitlines()[-lines:]
+                tails.append((f"{process.name}-{number}", "\n".join(text)))
+        return tails
+
 
 async def create_keys(database_url: str) -> dict[str, str]:
     """A write (source "tests"), a read and an admin key in the test's database."""
