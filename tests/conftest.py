@@ -78,16 +78,18 @@ def journeys_file() -> Path:
     return Path(__file__).parent / "integration" / "journeys.yaml"
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failed test that ran services shows the end of each service's log in its report: the
     processes are gone by the time anyone reads it."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     services = getattr(item, "funcargs", {}).get("stack")
     if report.failed and isinstance(services, Stack):
         for name, tail in services.log_tails():
             report.sections.append((f"log of {name} (last lines)", tail))
+    return report
 
 
 @pytest.fixture

@@ -47,8 +47,10 @@ def touchpoint(event_id: str, minute: int, event: str, *, user: str | None = Non
 
 
 def person(n: int, rng: random.Random) -> list[Touchpoint]:
-    """One person: three devices browsing anonymously, an old user id, logins linking them."""
-    user, old = f"user-{n}", f"old-user-{n}"
+    """One person: three devices browsing anonymously, an old user id, logins linking them, and a
+    rename (alias of the user id itself to a new one), so that merges chain: an id absorbs
+    another and is then absorbed, within one batch or across batches."""
+    user, old, new = f"user-{n}", f"old-user-{n}", f"new-user-{n}"
     devices = [f"anon-{n}-{d}" for d in range(3)]
     events: list[Touchpoint] = []
     for index in range(12):
@@ -61,6 +63,7 @@ def person(n: int, rng: random.Random) -> list[Touchpoint]:
         touchpoint(f"{n}-both", rng.randrange(600), rng.choice(NAMES), user=user, anon=devices[1]),
         touchpoint(f"{n}-al", rng.randrange(600), "Alias", user=user, previous=devices[2], type_="alias"),
         touchpoint(f"{n}-al2", rng.randrange(600), "Alias", user=user, previous=old, type_="alias"),
+        touchpoint(f"{n}-rename", rng.randrange(600), "Alias", user=new, previous=user, type_="alias"),
     ]
     return events
 
@@ -74,8 +77,8 @@ def as_raw(events: list[Touchpoint], owner: dict[str, str]) -> list[dict[str, An
 def owners(people: int) -> dict[str, str]:
     owner = {}
     for n in range(people):
-        for key in [f"user-{n}", f"old-user-{n}", *(f"anon-{n}-{d}" for d in range(3))]:
-            owner[key] = f"user-{n}"
+        for key in [f"new-user-{n}", f"user-{n}", f"old-user-{n}", *(f"anon-{n}-{d}" for d in range(3))]:
+            owner[key] = f"new-user-{n}"
     return owner
 
 
@@ -91,6 +94,8 @@ async def snapshot(database_url: str) -> dict[str, Any]:
                 "SELECT journey, customer_id, stage FROM customer_stages")},
             "counts": {(r["journey"], r["stage"]): r["customers"] for r in await conn.fetch(
                 "SELECT journey, stage, customers FROM stage_counts WHERE customers <> 0")},
+            "progress": {r[0] for r in await conn.fetch("SELECT customer_id FROM customer_progress")},
+            "transitions": {r[0] for r in await conn.fetch("SELECT customer_id FROM stage_transitions")},
         }
     finally:
         await conn.close()
@@ -117,6 +122,10 @@ def check_one_customer_each(state: dict[str, Any], events: list[Touchpoint], peo
             counts[stage] += 1
         assert {s: n for (j, s), n in state["counts"].items() if j == journey} == dict(counts)
     assert set(STAGES) >= {s for (_, s) in state["counts"]}
+    # Nothing is left under an id that was absorbed, however the merges chained.
+    customers = set(owner.values())
+    assert state["progress"] == customers
+    assert state["transitions"] <= customers
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -175,12 +184,12 @@ async def test_two_stagers_stitch_across_partitions(stack: Stack) -> None:
     async with stack.client(base_url=api) as client:
         counts = (await client.get("/v1/journeys/shop/stages")).json()
         assert counts["total"] == people
-        for any_id in ("anon-0-0", "anon-0-2", "old-user-0", "user-0"):
+        for any_id in ("anon-0-0", "anon-0-2", "old-user-0", "user-0", "new-user-0"):
             body = (await client.get(f"/v1/customers/{any_id}")).json()
-            assert body["customer_id"] == "user-0", any_id
-            assert body["aliases"] == ["anon-0-0", "anon-0-1", "anon-0-2", "old-user-0"]
+            assert body["customer_id"] == "new-user-0", any_id
+            assert body["aliases"] == ["anon-0-0", "anon-0-1", "anon-0-2", "old-user-0", "user-0"]
         for n in range(3):
-            timeline = (await client.get(f"/v1/customers/user-{n}/timeline",
+            timeline = (await client.get(f"/v1/customers/new-user-{n}/timeline",
                                          params={"limit": 500})).json()
             mine = sorted((t for t in events if t.event_id.startswith(f"{n}-")),
                           key=lambda t: (t.occurred_at, t.event_id))
@@ -232,21 +241,21 @@ async def test_erase_removes_everything_and_suppresses_later_events(stack: Stack
     state = await snapshot(stack.database_url)
     owner = owners(2)
     assert state["touchpoints"] == {t.event_id: owner[t.customer_id] for t in bob}
-    assert set(state["identities"]) == {k for k, v in owner.items() if v == "user-1"}
+    assert set(state["identities"]) == {k for k, v in owner.items() if v == "new-user-1"}
     expected = expected_stages(as_raw(bob, owner))
-    assert {c for (_, c) in state["stages"]} == {"user-1"}
+    assert {c for (_, c) in state["stages"]} == {"new-user-1"}
     assert sum(n for (j, _), n in state["counts"].items() if j == "shop") == len(expected["shop"])
     conn = await asyncpg.connect(plain_url(stack.database_url))
     try:
         transitions = await conn.fetchval(
-            "SELECT count(*) FROM stage_transitions WHERE customer_id = 'user-0'")
+            "SELECT count(*) FROM stage_transitions WHERE customer_id = 'new-user-0'")
         progress = {r["customer_id"] for r in await conn.fetch("SELECT customer_id FROM customer_progress")}
         suppressed = {r["id"] for r in await conn.fetch("SELECT id FROM suppressions")}
     finally:
         await conn.close()
     assert transitions == 0
-    assert progress == {"user-1"}  # the erased customer's rule counts are gone with it
-    assert suppressed == {k for k, v in owner.items() if v == "user-0"}
+    assert progress == {"new-user-1"}  # the erased customer's rule counts are gone with it
+    assert suppressed == {k for k, v in owner.items() if v == "new-user-0"}
     async with stack.client() as client:
         metrics = (await client.get(f"{stager.base_url}/metrics")).text
     assert "stageline_stager_suppressed_total 2.0" in metrics

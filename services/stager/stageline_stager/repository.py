@@ -9,7 +9,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -288,6 +288,9 @@ async def _apply_stages(
             target[name] = combined
             if (combined.stage, combined.entered_at) != (before.stage, before.entered_at):
                 moved.add((name, merge.target))
+    merged = {m.source for m in merges}
+    if merged:
+        _settle_chains(merges, merged, changed, moved, outcome)
     for customer_id, customer_touchpoints in by_customer.items():
         ordered = in_time_order(customer_touchpoints)
         journeys = progress.setdefault(customer_id, {})
@@ -303,11 +306,31 @@ async def _apply_stages(
                 outcome.transitions += [(name, t) for t in transitions]
                 _move(deltas, name, before.stage, after.stage)
                 moved.add((name, customer_id))
-    merged = {m.source for m in merges}
     if merged:  # gone, with any journeys no longer in the file
         await forget_customers(raw, sorted(merged))
     await write_progress(raw, {customer: progress[customer] for customer in changed}, moved)
     await _write_transitions(raw, outcome.transitions)
+
+
+def _settle_chains(
+    merges: list[Merge], merged: set[str], changed: set[str], moved: set[tuple[str, str]],
+    outcome: BatchOutcome,
+) -> None:
+    """Merges chain within a batch (a absorbed by b, then b by c: a rename after a login): what
+    was noted under an intermediate customer belongs to the one that absorbed it last."""
+    into = {m.source: m.target for m in merges}
+
+    def last(customer: str) -> str:
+        while customer in into:  # no cycles: an absorbed customer is never a merge target
+            customer = into[customer]
+        return customer
+
+    changed -= merged
+    moved -= {(journey, customer) for journey, customer in moved if customer in merged}
+    outcome.transitions = [
+        (journey, replace(t, customer_id=last(t.customer_id)) if t.customer_id in merged else t)
+        for journey, t in outcome.transitions
+    ]
 
 
 class OffsetsWentBack(Exception):
