@@ -7,6 +7,9 @@ UV_VERSION := 0.13.9
 UV := $(VENV)/tools/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
+# `make test` runs test files in this many processes, each with its own broker and Postgres:
+# most of the suite's time is waiting on services, so two halve it on two cores.
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock run test lint unit system-deps node-deps clean
@@ -47,7 +50,7 @@ node-deps: ## npm ci for the SDK checks in tests/sdk/node and tests/sdk/browser 
 	fi
 
 test: install system-deps node-deps ## Run the whole test suite (starts its own broker and Postgres)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install ## Only the fast tests (no broker, no Postgres)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
