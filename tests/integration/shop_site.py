@@ -133,7 +133,9 @@ class Proxy:
     exchanges: list[Exchange] = field(default_factory=list)
 
     def posts(self) -> list[Exchange]:
-        return [e for e in self.exchanges if e.method == "POST" and e.path in EVENT_PATHS]
+        """Event POSTs in arrival order (`exchanges` is in answer order: answers overtake)."""
+        posts = [e for e in self.exchanges if e.method == "POST" and e.path in EVENT_PATHS]
+        return sorted(posts, key=lambda e: e.at)
 
 
 def _message_ids(body: bytes) -> list[str]:
