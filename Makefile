@@ -46,14 +46,14 @@ node-deps: ## npm ci for the SDK checks in tests/sdk/node and tests/sdk/browser 
 	    npm ci --prefix $$dir --no-audit --no-fund --loglevel=error || exit 1; \
 	  done; \
 	else \
-	  echo "node/npm not found: skipping npm ci; the SDK checks in tests/integration/test_sdks.py and test_browser_sdks.py will fail"; \
+	  echo "node/npm not found: skipping npm ci; the SDK checks in tests/ingest/test_sdks.py and test_browser_sdks.py will fail"; \
 	fi
 
 test: install system-deps node-deps ## Run the whole test suite (starts its own broker and Postgres)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install ## Only the fast tests (no broker, no Postgres)
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy over code and tests
 	$(VENV)/bin/ruff check .
@@ -62,7 +62,7 @@ lint: install ## ruff and mypy over code and tests
 clean: ## Remove the venv and local data (.stageline)
 	rm -rf $(VENV) .stageline
 
-# Benchmarks (bench/): never run by `make test`; tests/integration/test_bench_smoke.py runs the
+# Benchmarks (bench/): never run by `make test`; tests/bench/test_bench_smoke.py runs the
 # `--quick` smoke instead. BENCH_ARGS / SOAK_ARGS pass options (`$(PY) -m stageline_bench --help`).
 BENCH_ARGS ?=
 SOAK_ARGS ?=

@@ -1,16 +1,7 @@
-"""Session fixtures: one real Tansu broker and one real Postgres server for the whole run.
+"""Test session setup: the integration fixtures (tests/fixtures/infrastructure.py), the rule that
+tests using them carry the `integration` marker, and service logs in failure reports."""
 
-Each test gets its own database (cloned from a migrated template) and its own topic, so exact
-counts never see another test's events.
-"""
-
-import asyncio
-import os
-import shutil
-import tempfile
-import uuid
-from collections.abc import Generator, Iterator
-from pathlib import Path
+from collections.abc import Generator
 
 # Imported here, at a shallow stack: hypothesis's pytest plugin otherwise imports its internals
 # lazily in pytest_terminal_summary, where CPython 3.11.7's parser can fail with "SystemError: AST
@@ -18,64 +9,29 @@ from pathlib import Path
 import hypothesis.internal.observability  # noqa: F401
 import pytest
 
-from stageline_devstack.broker import Broker
-from stageline_devstack.databases import drop_database, ensure_database
-from stageline_devstack.ports import free_port
-from stageline_devstack.postgres import EmbeddedPostgres
-from stageline_shared.migrate import upgrade
-from tests.integration.support import Stack, create_keys
+from tests.fixtures.infrastructure import (  # noqa: F401 (fixtures, found by name)
+    broker,
+    database_url,
+    journeys_file,
+    pg_server,
+    stack,
+    template_db,
+    topic,
+)
+from tests.fixtures.stack import Stack
+
+# Fixtures that start a broker, Postgres or service processes: their tests are integration tests.
+INTEGRATION_FIXTURES = frozenset({"broker", "pg_server", "template_db", "database_url", "stack"})
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A real Kafka-protocol broker (Tansu, memory storage) for the session."""
-    log_file = tmp_path_factory.mktemp("broker") / "broker.log"
-    started = Broker(free_port(), log_file).start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """DATABASE_URL's server when configured, else an embedded PostgreSQL 18."""
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    # Not under pytest's 0700 temp tree: the server runs as its own user when we are root.
-    data_dir = Path(tempfile.mkdtemp(prefix="stageline-pg-")) / "data"
-    server = EmbeddedPostgres(data_dir, delete_on_stop=True).start()
-    yield server.url()
-    server.stop()
-    shutil.rmtree(data_dir.parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def template_db(pg_server: str) -> Iterator[str]:
-    """A database migrated once with Alembic; tests clone it."""
-    name = f"stageline_tpl_{uuid.uuid4().hex[:8]}"
-    upgrade(ensure_database(pg_server, name))
-    yield name
-    asyncio.run(drop_database(pg_server, name))
-
-
-@pytest.fixture
-def database_url(pg_server: str, template_db: str) -> Iterator[str]:
-    """A fresh, migrated database for one test."""
-    name = f"stageline_t_{uuid.uuid4().hex[:8]}"
-    url = ensure_database(pg_server, name, template=template_db)
-    yield url
-    asyncio.run(drop_database(pg_server, name))
-
-
-@pytest.fixture
-def topic() -> str:
-    return f"touchpoints-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="session")
-def journeys_file() -> Path:
-    return Path(__file__).parent / "integration" / "journeys.yaml"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make unit` (-m "not integration") must never start a process: refuse a test that uses an
+    integration fixture without the marker, rather than let the fast run quietly slow down."""
+    unmarked = [item.nodeid for item in items
+                if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError("mark these tests `integration` (they start services): " + ", ".join(unmarked))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -90,14 +46,3 @@ def pytest_runtest_makereport(
         for name, tail in services.log_tails():
             report.sections.append((f"log of {name} (last lines)", tail))
     return report
-
-
-@pytest.fixture
-def stack(
-    broker: Broker, database_url: str, topic: str, journeys_file: Path, tmp_path: Path
-) -> Iterator[Stack]:
-    """Service processes for this test; all stopped at teardown."""
-    services = Stack(broker.bootstrap_servers, database_url, topic, journeys_file, tmp_path,
-                     keys=asyncio.run(create_keys(database_url)))
-    yield services
-    services.stop_all()

@@ -1,6 +1,6 @@
 """Synthetic touchpoints: client events for HTTP, wire records for a preloaded topic.
 
-Event names are the ones the default journeys (and tests/integration/journeys.yaml) stage on,
+Event names are the ones the default journeys (and tests/fixtures/journeys.yaml) stage on,
 plus one that matches no rule.
 """
 

@@ -6,7 +6,7 @@ checks; control characters and NULs once per body when `text_is_plain` clears it
 means "in doubt": the caller then takes the pydantic path, which names the problem.
 For every event a record is returned for, the record is byte for byte
 `stamp(TouchpointIn.model_validate(item), received_at, source).to_record()` (UUIDs aside),
-as tests/unit/test_ingest_hot_path.py checks.
+as tests/ingest/test_ingest_hot_path.py checks.
 """
 
 from collections.abc import Sequence

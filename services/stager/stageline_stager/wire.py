@@ -5,7 +5,7 @@ tzinfo, which made every later time computation slower: ~5 µs a record in all, 
 stager's CPU. `TouchpointRecord` decodes the same fields under the same constraints in ~0.6 µs.
 Whatever it refuses, or might read differently, goes to `Touchpoint.from_json`, which decides
 and names the problem, so both paths accept the same records with the same values
-(tests/unit/test_wire.py).
+(tests/shared/test_wire.py).
 """
 
 import re
