@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from stageline_shared.events import Touchpoint
+from stageline_shared.contract.limits import WIRE_VERSION
+from stageline_shared.contract.record import TouchpointRecord, decode_touchpoint
 
 EVENT_NAMES = [
     "Ad Clicked", "Product Viewed", "Review Read", "Product Added", "Order Completed",
@@ -65,7 +66,7 @@ def batch_templates(
 def wire_records(tag: str, events: int, customers: int, seed: int) -> Iterator[tuple[bytes, bytes]]:
     """(key, value) records as ingest would have produced them: every customer, then random ones.
 
-    Values are the Touchpoint wire JSON (defaults left out; the stager fills them in).
+    Values are the TouchpointRecord JSON: version and type first, other defaults left out.
     """
     rng = random.Random(seed)
     received = BASE_TIME.isoformat()
@@ -73,6 +74,8 @@ def wire_records(tag: str, events: int, customers: int, seed: int) -> Iterator[t
         number = index if index < customers else rng.randrange(customers)
         customer = customer_id(tag, number)
         value = orjson.dumps({
+            "v": WIRE_VERSION,
+            "type": "track",
             "event_id": f"{tag}-e-{index:09d}",
             "customer_id": customer,
             "event": rng.choice(EVENT_NAMES),
@@ -86,8 +89,11 @@ def wire_records(tag: str, events: int, customers: int, seed: int) -> Iterator[t
 
 
 def check_wire_format(value: bytes) -> None:
-    """Fail early if the contract changed and the stager would dead-letter our records."""
-    Touchpoint.from_json(value)
+    """Fail early if the contract changed and the stager would dead-letter our records, or read
+    them on its slow path."""
+    fast = isinstance(decode_touchpoint(value), TouchpointRecord)
+    if not fast:
+        raise ValueError(f"the stager would read this record on its slow path: {value[:200]!r}")
 
 
 def raw_values(events: int, customers: int, seed: int) -> Iterator[tuple[bytes, bytes]]:

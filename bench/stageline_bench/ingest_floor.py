@@ -19,7 +19,7 @@ from stageline_ingest import endpoints
 from stageline_ingest.__main__ import serve_workers
 from stageline_ingest.intake import Intake
 from stageline_ingest.settings import IngestSettings
-from stageline_shared.events import WireRecord
+from stageline_shared.contract.record import WireRecord
 
 
 class _Keys(msgspec.Struct):

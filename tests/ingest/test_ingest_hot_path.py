@@ -21,15 +21,10 @@ from pydantic import ValidationError
 from stageline_ingest.batcher import partition_of
 from stageline_ingest.intake import read_events
 from stageline_ingest.plain import as_plain, decode_plain, plain_records, text_is_plain
-from stageline_shared.events import (
-    MAX_DEPTH,
-    MAX_EVENT_BYTES,
-    Touchpoint,
-    TouchpointIn,
-    WireRecord,
-    describe_validation_error,
-    stamp,
-)
+from stageline_shared.contract.client_event import TouchpointIn, stamp
+from stageline_shared.contract.limits import MAX_DEPTH, MAX_EVENT_BYTES
+from stageline_shared.contract.record import Touchpoint, WireRecord
+from stageline_shared.wording import describe_validation_error
 
 RECEIVED = datetime(2026, 1, 31, 12, 0, 0, 123456, tzinfo=UTC)
 

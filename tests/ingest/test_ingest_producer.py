@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer
 from stageline_devstack.broker import Broker
 from stageline_ingest.producer import TouchpointProducer
 from stageline_ingest.settings import IngestSettings
-from stageline_shared.events import WireRecord
+from stageline_shared.contract.record import WireRecord
 from stageline_shared.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stageline_shared.events import Touchpoint
+from stageline_shared.contract.record import Touchpoint
 from stageline_shared.journeys import Journey, Match, load_journeys
 from stageline_shared.settings import DEFAULT_JOURNEYS_FILE
 from stageline_stager.engine import CustomerState, JourneyEngine, Transition, matches, micros

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stageline_shared.events import Touchpoint
+from stageline_shared.contract.record import Touchpoint
 from stageline_shared.journeys import Journey
 from stageline_stager.engine import CustomerState, JourneyEngine, micros
 

@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stageline_shared.contract.record import Touchpoint, TouchpointType
 from stageline_shared.database import make_engine
-from stageline_shared.events import Touchpoint, TouchpointType
 from stageline_shared.journeys import load_journeys
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.identity import lock_identities

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from stageline_shared.events import Touchpoint
+from stageline_shared.contract.record import Touchpoint
 from stageline_stager.repository import json_text
 
 BIG = 2**70

@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from stageline_shared.contract.record import Touchpoint
 from stageline_shared.database import driver_connection, make_engine
-from stageline_shared.events import Touchpoint
 from stageline_shared.journeys import load_journeys
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.repository import apply_touchpoints

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from stageline_shared.events import TouchpointIn
+from stageline_shared.contract.client_event import TouchpointIn
 from tests.fixtures.stack import Stack, topic_values
 
 pytestmark = pytest.mark.integration

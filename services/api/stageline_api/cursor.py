@@ -14,12 +14,13 @@ from typing import Annotated
 import orjson
 from fastapi import Query
 
+from stageline_shared.contract.limits import EVENT_ID
 from stageline_shared.errors import ApiError
 
 Position = tuple[datetime, int, str]
 START: Position = (datetime(1, 1, 1, tzinfo=UTC), -1, "")
 MAX_CURSOR = 1024  # characters; ours hold a timestamp and an event id and journey (~300)
-MAX_KEY = 200  # an event id (128) and a journey name (64)
+MAX_KEY = EVENT_ID.max + 72  # an event id and a journey name (64 characters), with room to spare
 
 
 def encode(position: Position) -> str:

@@ -12,14 +12,15 @@ from typing import Annotated
 from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
 
+from stageline_shared.contract.client_event import CustomerId
+from stageline_shared.contract.limits import CUSTOMER_ID
 from stageline_shared.errors import ApiError
-from stageline_shared.events import CustomerId
 from stageline_shared.journeys import Name
 from stageline_shared.keys import KEY_ID_PATTERN
 
 CustomerIdPath = Annotated[CustomerId, Path(
-    description="Any of the customer's ids, percent-encoded: 1-255 characters, not blank, no "
-                "control characters")]
+    description=f"Any of the customer's ids, percent-encoded: {CUSTOMER_ID.min}-{CUSTOMER_ID.max} "
+                "characters, not blank, no control characters")]
 JourneyPath = Annotated[Name, Path(description="A journey's name")]
 JourneyQuery = Annotated[Name | None, Query(description="Only this journey")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page")]

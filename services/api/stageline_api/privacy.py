@@ -16,8 +16,9 @@ from stageline_api.auth import AUTH_ERRORS, require_admin_key
 from stageline_api.params import CustomerIdPath
 from stageline_api.paths import CUSTOMER
 from stageline_api.schemas import EraseQueued
+from stageline_shared.contract.client_event import new_event_id
+from stageline_shared.contract.record import Touchpoint
 from stageline_shared.errors import ApiError, error_docs
-from stageline_shared.events import Touchpoint, new_event_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["privacy"], dependencies=[Depends(require_admin_key)], responses=AUTH_ERRORS)

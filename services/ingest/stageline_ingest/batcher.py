@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from murmurhash2 import murmurhash2
 
-from stageline_shared.events import WireRecord
+from stageline_shared.contract.record import WireRecord
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from fastapi import Request
 
 from stageline_ingest.metrics import BROKER_UNAVAILABLE, EVENTS_ACCEPTED, EVENTS_CLAMPED
 from stageline_ingest.producer import BrokerUnavailable, TouchpointProducer
+from stageline_shared.contract.record import WireRecord
 from stageline_shared.errors import ApiError
-from stageline_shared.events import WireRecord
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from stageline_shared.contract.client_event import TouchpointIn
+from stageline_shared.contract.limits import MAX_BATCH_EVENTS
 from stageline_shared.errors import error_docs
-from stageline_shared.events import MAX_BATCH_EVENTS, TouchpointIn
 
 
 class Rejected(BaseModel):

@@ -12,8 +12,8 @@ from stageline_ingest.delivery import deliver
 from stageline_ingest.docs import EVENTS_DOC, EVENTS_ERRORS, EventsAccepted
 from stageline_ingest.intake import read_events
 from stageline_ingest.metrics import count_rejected, refusals_counted
+from stageline_shared.contract.limits import MAX_REQUEST_BYTES
 from stageline_shared.errors import ApiError, json_response
-from stageline_shared.events import MAX_REQUEST_BYTES
 from stageline_shared.keys import ApiKey
 
 router = APIRouter()

@@ -10,14 +10,10 @@ from pydantic import ValidationError
 
 from stageline_ingest.body import parse_json
 from stageline_ingest.plain import as_plain, decode_plain, plain_records, text_is_plain
+from stageline_shared.contract.client_event import TouchpointIn, stamp
+from stageline_shared.contract.limits import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from stageline_shared.contract.record import WireRecord
 from stageline_shared.errors import ApiError
-from stageline_shared.events import (
-    MAX_BATCH_EVENTS,
-    MAX_EVENT_BYTES,
-    TouchpointIn,
-    WireRecord,
-    stamp,
-)
 from stageline_shared.wording import describe_validation_error
 
 T = TypeVar("T")

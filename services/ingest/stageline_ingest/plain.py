@@ -11,61 +11,16 @@ as tests/ingest/test_ingest_hot_path.py checks.
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
-from stageline_shared.events import (
-    CONTROL_CHARACTERS,
-    MAX_BATCH_EVENTS,
-    MAX_EVENT_BYTES,
-    MAX_FUTURE_SKEW,
-    NUL_ESCAPED,
-    UNDECODABLE,
-    WIRE_VERSION,
-    WireRecord,
-    encode_json,
-    nests_deeper,
-    new_event_id,
-)
+from stageline_shared.contract.checks import CONTROL_CHARACTERS, NUL_ESCAPED, nests_deeper
+from stageline_shared.contract.client_event import PlainBatch, PlainEvent, new_event_id
+from stageline_shared.contract.limits import MAX_EVENT_BYTES, MAX_FUTURE_SKEW, WIRE_VERSION
+from stageline_shared.contract.record import UNDECODABLE, TouchpointRecord, WireRecord, encode_json
 
-
-class PlainEvent(msgspec.Struct, forbid_unknown_fields=True):
-    """TouchpointIn's fields with the constraints msgspec can check."""
-
-    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-    event: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
-    channel: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
-    occurred_at: Annotated[str, msgspec.Meta(max_length=64)] | None = None
-    properties: dict[str, Any] = {}
-
-
-class _PlainBatch(msgspec.Struct, forbid_unknown_fields=True):
-    batch: Annotated[list[PlainEvent], msgspec.Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
-
-
-class _Record(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A track touchpoint as it travels: Touchpoint's fields, in its declaration order, those at
-    their defaults left out (as `Touchpoint.to_json` leaves them out), the version always written.
-
-    A Struct encodes in half the time of the same dict. The fields a track event never sets
-    (user_id, anonymous_id, previous_id, group_id, context) are not declared at all."""
-
-    v: int
-    type: str
-    event_id: str
-    customer_id: str
-    event: str
-    channel: str | None = None
-    occurred_at: datetime
-    received_at: datetime
-    clamped: bool = False
-    properties: dict[str, Any] = {}
-    source: str | None = None
-
-
-_BATCH = msgspec.json.Decoder(_PlainBatch)
+_BATCH = msgspec.json.Decoder(PlainBatch)
 _EVENT = msgspec.json.Decoder(PlainEvent)
 
 
@@ -137,10 +92,10 @@ def plain_records(events: Sequence[PlainEvent], received_at: datetime, source: s
                 occurred_at, clamped = received_at, True
         if event_id is None:
             event_id = new_event_id()
-        value = encode_json(_Record(v=WIRE_VERSION, type="track", event_id=event_id, customer_id=customer_id,
-                                    event=name, channel=channel, occurred_at=occurred_at,
-                                    received_at=received_at, clamped=clamped, properties=properties,
-                                    source=source))
+        value = encode_json(TouchpointRecord(v=WIRE_VERSION, type="track", event_id=event_id,
+                                             customer_id=customer_id, event=name, channel=channel,
+                                             occurred_at=occurred_at, received_at=received_at,
+                                             clamped=clamped, properties=properties, source=source))
         # The value holds every string of the event, and JSON writes a NUL, in a key or a value,
         # only as this escape.
         if (not text_checked and NUL_ESCAPED in value) or len(value) > max_bytes:

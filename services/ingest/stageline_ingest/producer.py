@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 from stageline_ingest.batcher import SharedBatcher
 from stageline_ingest.metrics import PRODUCE_SECONDS
 from stageline_ingest.settings import IngestSettings
-from stageline_shared.events import WireRecord
+from stageline_shared.contract.record import WireRecord
 
 log = logging.getLogger(__name__)
 

@@ -10,19 +10,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from stageline_ingest.body import parse_json
 from stageline_ingest.intake import Intake
 from stageline_ingest.segment_time import read_time
+from stageline_shared.contract.checks import require_printable, require_storable
+from stageline_shared.contract.client_event import new_event_id
+from stageline_shared.contract.limits import CHANNEL, CUSTOMER_ID, EVENT_ID, EVENT_NAME, MAX_FUTURE_SKEW
+from stageline_shared.contract.record import Touchpoint
 from stageline_shared.errors import ApiError
-from stageline_shared.events import (
-    MAX_FUTURE_SKEW,
-    Touchpoint,
-    new_event_id,
-    require_printable,
-    require_storable,
-)
 from stageline_shared.wording import describe_validation_error
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -58,15 +55,13 @@ def _id_or_none(value: Any) -> str | None:
 
 # The outer BeforeValidator runs first, so a blank id is None before the length and character
 # checks of a present one; errors still name the field alone (`userId: …`).
-IdText = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_printable)]
+IdText = Annotated[str, CUSTOMER_ID.field(), AfterValidator(_printable)]
 SegmentId = Annotated[IdText | None, BeforeValidator(_id_or_none)]
 # A messageId is the event_id, so it takes the event contract's limit (Segment documents 100
 # characters but does not refuse a longer one; RudderStack has no limit).
-MAX_MESSAGE_ID: int = next(rule.max_length for rule in Touchpoint.model_fields["event_id"].metadata
-                           if hasattr(rule, "max_length"))
-MessageIdText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_ID), AfterValidator(_printable)]
+MessageIdText = Annotated[str, EVENT_ID.field(), AfterValidator(_printable)]
 MessageId = Annotated[MessageIdText | None, BeforeValidator(_id_or_none)]
-EventName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+EventName = Annotated[str, EVENT_NAME.field(), AfterValidator(_printable)]
 Timestamp = Annotated[datetime | None, BeforeValidator(read_time)]
 JsonObject = dict[str, Any] | None
 
@@ -185,8 +180,8 @@ def _channel(kind: SegmentType, context: dict[str, Any]) -> str | None:
     channel = context.get("channel")
     if not isinstance(channel, str):
         return DEFAULT_CHANNELS.get(kind)
-    if len(channel) > 50:
-        raise Rejection("context.channel: is longer than 50 characters")
+    if len(channel) > CHANNEL.max:
+        raise Rejection(f"context.channel: is longer than {CHANNEL.max} characters")
     try:
         return _printable(channel)
     except ValueError as exc:

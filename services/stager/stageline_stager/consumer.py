@@ -33,7 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stageline_shared.events import TouchpointFields
+from stageline_shared.contract.record import TouchpointFields
 from stageline_shared.gc_tuning import collections_paused
 from stageline_stager import metrics
 from stageline_stager.dead_letter import Rejected, decode, refused_data, send_to_dead_letter

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from stageline_shared.events import TouchpointFields, UndecodableRecord
+from stageline_shared.contract.record import TouchpointFields, UndecodableRecord, decode_touchpoint
 from stageline_stager.metrics import DEAD_LETTERED
-from stageline_stager.wire import decode_touchpoint
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from stageline_shared.events import TouchpointFields
+from stageline_shared.contract.record import TouchpointFields
 from stageline_shared.journeys import Journey, Match, PropertyTest, Rule
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stageline_shared.contract.record import TouchpointFields, links
 from stageline_shared.database import driver_connection
-from stageline_shared.events import TouchpointFields, links
 
 log = logging.getLogger(__name__)
 

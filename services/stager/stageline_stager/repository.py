@@ -17,8 +17,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stageline_shared.contract.record import TouchpointFields
 from stageline_shared.database import driver_connection
-from stageline_shared.events import TouchpointFields
 from stageline_stager.engine import (
     CustomerState,
     JourneyEngine,

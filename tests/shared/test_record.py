@@ -16,9 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stageline_ingest.intake import read_events
-from stageline_shared.events import MAX_DEPTH, Touchpoint, TouchpointFields, links
+from stageline_shared.contract.limits import MAX_DEPTH
+from stageline_shared.contract.record import (
+    Touchpoint,
+    TouchpointFields,
+    TouchpointRecord,
+    decode_touchpoint,
+    links,
+)
 from stageline_stager.dead_letter import Rejected, decode
-from stageline_stager.wire import TouchpointRecord, decode_touchpoint
 
 RECEIVED = datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC)
 FIELDS = list(Touchpoint.model_fields)
@@ -127,7 +133,7 @@ def test_records_as_ingest_writes_them_take_the_fast_path() -> None:
 
 
 def test_links_read_either_kind() -> None:
-    document = {"type": "alias", "event_id": "e", "customer_id": "u-1", "event": "Alias",
+    document = {"v": 1, "type": "alias", "event_id": "e", "customer_id": "u-1", "event": "Alias",
                 "occurred_at": TIMES[0], "received_at": TIMES[0], "user_id": "u-1", "previous_id": "a-9",
                 "anonymous_id": "a-1"}
     raw = orjson.dumps(document)
@@ -148,7 +154,7 @@ def test_records_nested_deeper_than_ingest_accepts_are_refused(field: str) -> No
     """A record from another producer, nested past MAX_DEPTH (or past what a decoder can follow),
     is refused by name, to the dead-letter topic, never a RecursionError failing its batch."""
     def record(levels: int) -> bytes:  # `field` nests `levels` deep, itself the first
-        return (b'{"event_id":"e","customer_id":"c","event":"x","occurred_at":"2026-01-01T00:00:00Z",'
+        return (b'{"v":1,"type":"track","event_id":"e","customer_id":"c","event":"x","occurred_at":"2026-01-01T00:00:00Z",'
                 b'"received_at":"2026-01-01T00:00:00Z","' + field.encode() + b'":{"a":'
                 + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}}")
 

@@ -9,7 +9,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from stageline_shared.events import MAX_FUTURE_SKEW, Touchpoint, TouchpointIn, stamp
+from stageline_shared.contract.client_event import TouchpointIn, stamp
+from stageline_shared.contract.limits import MAX_FUTURE_SKEW
+from stageline_shared.contract.record import Touchpoint
 from stageline_shared.wording import describe_validation_error
 
 RECEIVED = datetime(2026, 1, 31, 12, 0, 0, tzinfo=UTC)
