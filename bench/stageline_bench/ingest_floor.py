@@ -2,11 +2,12 @@
 measure of what the rest of ingest (HTTP, auth, the shared batcher, aiokafka, the broker's acks)
 allows on this machine.
 
-It is the real ingest service, workers and all, except that `read_events` splits a batch body
-into its events' own JSON and forwards each one unchecked, keyed by its customer: no checks, no
-timestamps, no re-encoding, and values smaller than the records ingest writes. No ingest that
-checks its events can go faster, so a ratio ingest cannot reach at its floor is out of reach of
-this stack on this machine, whatever ingest's own code does. Never a service to deploy.
+It is the real ingest service, workers and all, except that the app factory is given another
+`read_events`, which splits a batch body into its events' own JSON and forwards each one
+unchecked, keyed by its customer: no checks, no timestamps, no re-encoding, and values smaller
+than the records ingest writes. No ingest that checks its events can go faster, so a ratio
+ingest cannot reach at its floor is out of reach of this stack on this machine, whatever
+ingest's own code does. Never a service to deploy.
 """
 
 from datetime import datetime
@@ -15,9 +16,8 @@ import msgspec
 from fastapi import FastAPI
 
 from stageline_ingest import app as ingest_app
-from stageline_ingest import endpoints
 from stageline_ingest.__main__ import serve_workers
-from stageline_ingest.intake import Intake
+from stageline_ingest.outcome import Intake
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.contract.record import WireRecord
 
@@ -48,8 +48,7 @@ def forward_unchecked(body: bytes, received_at: datetime, source: str | None = N
 
 def create_worker_app() -> FastAPI:
     """One uvicorn worker's ingest app, reading events with `forward_unchecked`."""
-    endpoints.read_events = forward_unchecked
-    return ingest_app.create_worker_app()
+    return ingest_app.create_worker_app(read_events=forward_unchecked)
 
 
 if __name__ == "__main__":

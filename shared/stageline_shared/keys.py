@@ -128,7 +128,7 @@ class KeyStore:
         except Exception as exc:
             if not database.unavailable(exc):
                 raise
-            if live is None:  # ingest's fast path answers only ApiErrors itself
+            if live is None:  # ingest's direct dispatch answers only ApiErrors itself
                 raise database_unavailable() from None
             # Valid when last seen: keep serving it, and try Postgres again in a second at most.
             self._live[digest] = (now + min(self._cache_s, _OUTAGE_RECHECK_S), live[1])

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stageline_devstack.broker import Broker
 from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app
-from stageline_ingest.fast_path import EventsFastPath
+from stageline_ingest.native.dispatch import EventsDispatch
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.http_metrics import _Timed
 from stageline_shared.urls import Utf8Urls
@@ -205,14 +205,14 @@ async def test_hostile_strings_are_stored_verbatim(stack: Stack) -> None:
 async def test_events_take_the_fast_path_inside_cors_and_the_request_metric(
     broker: Broker, topic: str, database_url: str
 ) -> None:
-    """POST /v1/events skips FastAPI's routing (stageline_ingest.fast_path) yet keeps CORS, the
+    """POST /v1/events skips FastAPI's routing (stageline_ingest.native.dispatch) yet keeps CORS, the
     request metric, the URL check and the error answers every route has."""
     settings = IngestSettings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, topic=topic,
                               topic_partitions=1, DATABASE_URL=database_url,
                               cors_origins=["https://shop.example"])
     keys = await create_keys(database_url)
     app = create_app(settings)
-    assert [m.cls for m in app.user_middleware] == [CORSMiddleware, _Timed, Utf8Urls, EventsFastPath]
+    assert [m.cls for m in app.user_middleware] == [CORSMiddleware, _Timed, Utf8Urls, EventsDispatch]
     async for client in _client(app, keys["write"]):
         before = _request_counts((await client.get("/metrics")).text)
         origin = {"Origin": "https://shop.example"}

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from stageline_ingest.body import decode_body, gunzip
-from stageline_ingest.segment_intake import (
+from stageline_ingest.segment.intake import (
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stageline_ingest.segment_intake import (
+from stageline_ingest.segment.intake import (
     TYPES,
     Rejection,
     SegmentType,

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from stageline_ingest.segment_time import MAX_TIME_LENGTH, read_time
+from stageline_ingest.segment.timestamps import MAX_TIME_LENGTH, read_time
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from aiokafka import ConsumerRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stageline_ingest.intake import read_events
+from stageline_ingest.native.intake import read_events
 from stageline_shared.contract.limits import MAX_DEPTH
 from stageline_shared.contract.record import (
     Touchpoint,

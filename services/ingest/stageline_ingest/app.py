@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import multiprocess
 
-from stageline_ingest.endpoints import router
-from stageline_ingest.fast_path import EventsFastPath, events_route
+from stageline_ingest.native.dispatch import EventsDispatch, events_route
+from stageline_ingest.native.intake import ReadEvents, read_events
+from stageline_ingest.native.routes import router
 from stageline_ingest.producer import TouchpointProducer
-from stageline_ingest.segment import router as segment_router
+from stageline_ingest.segment.routes import router as segment_router
 from stageline_ingest.settings import IngestSettings
 from stageline_shared import probes
 from stageline_shared.auth import RateLimiter
@@ -56,16 +57,17 @@ async def _wait_for_broker(settings: IngestSettings) -> None:
                 await asyncio.sleep(1)
 
 
-def create_worker_app() -> FastAPI:
+def create_worker_app(read_events: ReadEvents = read_events) -> FastAPI:
     """The app of one of several uvicorn workers: settings and logging from the environment."""
     settings = IngestSettings()
     setup_logging(settings.log_level, f"ingest[{os.getpid()}]")
-    app = create_app(settings)
+    app = create_app(settings, read_events)
     tune_gc()
     return app
 
 
-def create_app(settings: IngestSettings | None = None) -> FastAPI:
+def create_app(settings: IngestSettings | None = None, read_events: ReadEvents = read_events) -> FastAPI:
+    """The ingest app; `read_events` reads POST /v1/events bodies (the bench's floor swaps it)."""
     settings = settings or IngestSettings()
 
     @asynccontextmanager
@@ -90,14 +92,15 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Stageline ingest", version="0.1.0", lifespan=lifespan, responses=URL_ERRORS)
     app.state.settings = settings
+    app.state.read_events = read_events
     app.state.needs_database = False  # events flow through a database outage (keys are cached)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(segment_router)
     app.include_router(probes.router)
     # Middlewares added later wrap those added before: CORS, then the request metric, then the
-    # URL check (a bytes test on a path without "%"), then the fast path of POST /v1/events.
-    app.add_middleware(EventsFastPath, route=events_route(router.routes))
+    # URL check (a bytes test on a path without "%"), then the direct dispatch of POST /v1/events.
+    app.add_middleware(EventsDispatch, route=events_route(router.routes))
     app.add_middleware(Utf8Urls)
     instrument(app, "ingest")
     if settings.cors_origins:

@@ -2,7 +2,7 @@
 
 `TouchpointIn` (pydantic) names every problem and documents the body in OpenAPI; `PlainEvent`
 (msgspec) declares the same fields under the same limits for ingest's fast decoding of plainly
-valid bodies (stageline_ingest.plain). tests/shared/test_contract.py holds the two together.
+valid bodies (stageline_ingest.native.plain). tests/shared/test_contract.py holds the two together.
 """
 
 from datetime import UTC, datetime
@@ -63,7 +63,7 @@ class TouchpointIn(BaseModel):
 
 class PlainEvent(msgspec.Struct, forbid_unknown_fields=True):
     """TouchpointIn's fields with the constraints msgspec can check (what it cannot, blank and
-    control characters, depth, times and NULs, stageline_ingest.plain checks)."""
+    control characters, depth, times and NULs, stageline_ingest.native.plain checks)."""
 
     customer_id: Annotated[str, CUSTOMER_ID.meta()]
     event: Annotated[str, EVENT_NAME.meta()]

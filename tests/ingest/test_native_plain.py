@@ -1,6 +1,6 @@
 """Ingest's hot path gives exactly what the pydantic path gives: same records, same rejections.
 
-msgspec decodes and encodes plainly valid events without the models (stageline_ingest.plain) and
+msgspec decodes and encodes plainly valid events without the models (stageline_ingest.native.plain) and
 `partition_of` (murmurhash2's C murmur2) replaces aiokafka's partitioner; both are checked against
 the originals over generated, often hostile, input.
 """
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from stageline_ingest.batcher import partition_of
-from stageline_ingest.intake import read_events
-from stageline_ingest.plain import as_plain, decode_plain, plain_records, text_is_plain
+from stageline_ingest.native.intake import read_events
+from stageline_ingest.native.plain import as_plain, decode_plain, plain_records, text_is_plain
 from stageline_shared.contract.client_event import TouchpointIn, stamp
 from stageline_shared.contract.limits import MAX_DEPTH, MAX_EVENT_BYTES
 from stageline_shared.contract.record import Touchpoint, WireRecord

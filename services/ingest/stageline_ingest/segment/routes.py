@@ -16,9 +16,10 @@ from fastapi.responses import Response
 from stageline_ingest.auth import check_write_key
 from stageline_ingest.body import decode_body, read_body
 from stageline_ingest.delivery import deliver
-from stageline_ingest.docs import INGEST_ERRORS, SegmentAccepted, segment_doc
 from stageline_ingest.metrics import EVENTS_REJECTED, count_rejected, refusals_counted
-from stageline_ingest.segment_intake import (
+from stageline_ingest.openapi import INGEST_ERRORS
+from stageline_ingest.segment.docs import SegmentAccepted, segment_doc
+from stageline_ingest.segment.intake import (
     MAX_REQUEST_BYTES,
     TYPES,
     Rejection,

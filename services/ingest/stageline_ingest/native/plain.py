@@ -1,4 +1,4 @@
-"""Plainly valid client events, decoded and encoded by msgspec: the hot path of ingest.
+"""Plainly valid /v1/events bodies, decoded and encoded by msgspec alone, without the models.
 
 msgspec checks types, lengths and unknown fields while it decodes a request body, in C; what it
 cannot check (blank values, control characters, nesting depth, timestamps, NULs) `plain_records`
@@ -6,7 +6,7 @@ checks; control characters and NULs once per body when `text_is_plain` clears it
 means "in doubt": the caller then takes the pydantic path, which names the problem.
 For every event a record is returned for, the record is byte for byte
 `stamp(TouchpointIn.model_validate(item), received_at, source).to_record()` (UUIDs aside),
-as tests/ingest/test_ingest_hot_path.py checks.
+as tests/ingest/test_native_plain.py checks.
 """
 
 from collections.abc import Sequence

@@ -1,31 +1,21 @@
-"""Turning a request body into accepted touchpoints and per-index rejections (no I/O)."""
+"""Reading a /v1/events body: accepted wire records and per-index rejections (no I/O)."""
 
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import msgspec
 from pydantic import ValidationError
 
 from stageline_ingest.body import parse_json
-from stageline_ingest.plain import as_plain, decode_plain, plain_records, text_is_plain
+from stageline_ingest.native.plain import as_plain, decode_plain, plain_records, text_is_plain
+from stageline_ingest.outcome import Intake
 from stageline_shared.contract.client_event import TouchpointIn, stamp
 from stageline_shared.contract.limits import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from stageline_shared.contract.record import WireRecord
 from stageline_shared.errors import ApiError
 from stageline_shared.wording import describe_validation_error
-
-T = TypeVar("T")
-
-
-@dataclass
-class Intake(Generic[T]):
-    """The outcome of validating one request: what was accepted (touchpoints or wire records)."""
-
-    accepted: list[T] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
 
 
 def _items(body: bytes) -> tuple[list[Any], bool]:
@@ -75,6 +65,10 @@ def _validate(item: Any, received_at: datetime, source: str | None) -> WireRecor
     except ValidationError as exc:
         return "invalid", describe_validation_error(exc)
     return stamp(event, received_at, source).to_record()
+
+
+# What POST /v1/events reads a body with: `read_events`, unless the app is made with another.
+ReadEvents = Callable[[bytes, datetime, str | None], Intake[WireRecord]]
 
 
 def read_events(body: bytes, received_at: datetime, source: str | None = None) -> Intake[WireRecord]:

@@ -13,8 +13,8 @@ import msgspec
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from stageline_ingest.body import parse_json
-from stageline_ingest.intake import Intake
-from stageline_ingest.segment_time import read_time
+from stageline_ingest.outcome import Intake
+from stageline_ingest.segment.timestamps import read_time
 from stageline_shared.contract.checks import require_printable, require_storable
 from stageline_shared.contract.client_event import new_event_id
 from stageline_shared.contract.limits import CHANNEL, CUSTOMER_ID, EVENT_ID, EVENT_NAME, MAX_FUTURE_SKEW
