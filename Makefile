@@ -59,7 +59,7 @@ test: install system-deps node-deps ## Run the whole test suite (starts its own 
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install ## Only the fast tests (no broker, no Postgres)
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit tests/deploy $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy over code and tests
 	$(VENV)/bin/ruff check .
