@@ -30,9 +30,12 @@ SIZES = {  # flag -> (config field, type, help)
     "--ingest-seconds": ("ingest_seconds", float, "ingest: seconds per concurrency (default 20)"),
     "--batch": ("batch", int, "events per HTTP request (default 100)"),
     "--events": ("events", int, "stager: events preloaded (default 1,000,000)"),
-    "--customers": ("customers", int, "stager and load: customers (default 100,000)"),
+    "--customers": ("customers", int, "load generators and raw references: customers (default 100,000)"),
     "--pipeline-seconds": ("pipeline_seconds", float, "whole pipeline: seconds (default 30)"),
-    "--pipeline-rate": ("pipeline_rate", int, "whole pipeline held at this steady events/s (default 30,000)"),
+    "--pipeline-rate": ("pipeline_rate", int, "whole pipeline held at this steady events/s "
+                        "(default: --pipeline-share of raw Postgres)"),
+    "--pipeline-share": ("pipeline_share", float, "whole pipeline held at this share of the raw Postgres "
+                         "rate measured in the run (default 0.6)"),
     "--rate": ("rate", int, "e2e and soak: steady events/s (default 2,000)"),
     "--seconds": ("seconds", float, "e2e duration (default 60); soak duration (default 600)"),
     "--api-customers": ("api_customers", int, "API dataset: customers (default 1,000,000)"),
@@ -54,6 +57,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, BenchConfig]:
     for flag, (_, kind, text) in SIZES.items():
         parser.add_argument(flag, type=kind, help=text)
     parser.add_argument("--concurrency", help="ingest connections, comma-separated (default 8,64)")
+    parser.add_argument("--stager-customers",
+                        help="stager: customers of each run, comma-separated (default 100000,1000000)")
     parser.add_argument("--only", help=f"phases to run, comma-separated, from {','.join(PHASES)}")
     parser.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto",
                         help="load generator: wrk when installed (auto), or the asyncio one")
@@ -81,6 +86,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, BenchConfig]:
                                  if getattr(args, flag[2:].replace("-", "_")) is not None}
     if args.concurrency:
         overrides["concurrencies"] = tuple(int(c) for c in args.concurrency.split(","))
+    if args.stager_customers:
+        overrides["stager_customers"] = tuple(int(c) for c in args.stager_customers.split(","))
     if args.only:
         unknown = set(args.only.split(",")) - set(PHASES)
         if unknown:
@@ -104,6 +111,10 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
         "ingest": lambda: ingest.run(stack, config, results),
         "stager": lambda: stager.run(stack, config, results),
     }
+    if "raw" not in config.phases and {"stager", "pipeline"} & set(config.phases):
+        # Their targets are ratios to raw Postgres measured in the same run.
+        _phase(results, "raw", lambda: raw.postgres_reference(stack, config, results))
+        _phase(results, "raw release", partial(stack.release, "raw"))
     for name, body in steps.items():
         if name in config.phases:
             _phase(results, name, body)
@@ -162,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                    for k, v in dataclasses.asdict(config).items()},
         "machine": machine_info(stack.postgres_version, stack.broker_description),
         "figures": results.figures_as_dicts(),
-        "checks": report.checks(results, config.concurrencies),
+        "checks": report.checks(results, config),
         "memory": stack.memory, "details": results.details, "errors": results.errors,
     }
     path = report.write_json(data, config.results_dir)

@@ -1,10 +1,12 @@
-"""The whole pipeline held at a steady rate (the issue's 30,000 events/s): does the stager keep up?
+"""The whole pipeline held at a steady rate: does the stager keep up?
 
 The closed-loop figure (pipeline.py) is what the two cores carry when ingest takes all it can,
-its lag growing meanwhile. Here an open-loop sender holds --pipeline-rate for --pipeline-seconds
-with the stager running, and the lag (acknowledged, not yet applied) is sampled twice a second.
-A pipeline that sustains the rate stays less than a second of events behind throughout, and is
-back to 0 soon after the load stops; one that does not falls further behind every second.
+its lag growing meanwhile. Here an open-loop sender holds a rate for --pipeline-seconds with the
+stager running: --pipeline-share (60%) of the raw Postgres rate measured in the same run, so the
+target moves with the machine's speed as the stager's does (or a fixed --pipeline-rate). The lag
+(acknowledged, not yet applied) is sampled twice a second. A pipeline that sustains the rate
+stays less than a second of events behind throughout, and is back to 0 soon after the load stops;
+one that does not falls further behind every second.
 """
 
 import asyncio
@@ -44,7 +46,10 @@ def _stager_batches(live: Live) -> tuple[float, float]:
 
 
 async def _run(stack: BenchStack, live: Live, config: BenchConfig, results: Results) -> None:
-    rate, seconds = config.pipeline_rate, config.pipeline_seconds
+    raw_postgres = results.value("raw.postgres.rows_per_s")
+    if raw_postgres is None and config.pipeline_rate is None:
+        raise RuntimeError("no raw Postgres rate measured in this run to hold the pipeline at a share of")
+    rate, seconds = config.held_rate(raw_postgres or 0.0), config.pipeline_seconds
     baseline = await prepare(live, 1_000 if config.quick else 10_000, config.batch, "s")
     log.info("pipeline, steady: %d events/s for %gs with the stager running", rate, seconds)
     load = SteadyLoad(live.ingest.base_url, basic_auth(live.write_key), rate, config.batch,
@@ -73,7 +78,8 @@ async def _run(stack: BenchStack, live: Live, config: BenchConfig, results: Resu
                 sampler.drain_s, "s")
     third = max(1, len(lags) // 3)  # at least one sample, so that lags[-third:] is the tail
     results.details["pipeline_steady"] = {
-        "rate_asked": rate, "seconds": load.elapsed, "connections": CONNECTIONS,
+        "rate_asked": rate, "share_of_raw_postgres": rate / raw_postgres if raw_postgres else None,
+        "seconds": load.elapsed, "connections": CONNECTIONS,
         "requests_failed": load.failed, "events_acked": load.acked_events,
         # the lag's mean over the first and the last third of the load: growing, or not
         "mean_lag_first_third": fmean(lags[:third]) if lags else 0.0,

@@ -72,10 +72,17 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     del records
     results.add("raw.producer.events_per_s",
                 f"Raw producer (aiokafka send_batch, ~200 B keyed, {config.compression})", rate, "events/s")
+    results.details["raw"] = {"producer_seconds": seconds, "compression": config.compression}
+    postgres_reference(stack, config, results)
+
+
+def postgres_reference(stack: BenchStack, config: BenchConfig, results: Results) -> None:
+    """The raw Postgres rate alone: the stager's and the held pipeline's reference, measured by a
+    run without the raw phase (--only stager,pipeline) too."""
     rate, details = _postgres(stack, config, "raw", config.raw_rows)
     results.add("raw.postgres.rows_per_s", "Raw Postgres (asyncpg COPY + upserts, 5,000/txn)",
                 rate, "rows/s")
-    results.details["raw"] = {"producer_seconds": seconds, "compression": config.compression, **details}
+    results.details.setdefault("raw", {}).update(details)
 
 
 def recheck(stack: BenchStack, config: BenchConfig, results: Results) -> None:

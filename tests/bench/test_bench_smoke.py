@@ -20,7 +20,9 @@ EXPECTED = {
     "raw.producer.end.events_per_s", "raw.postgres.end.rows_per_s",
     *(f"ingest.c{c}.{m}" for c in ("8", "64", "64_without_ids") for m in ("events_per_s", "p50_ms", "p99_ms")),
     *(f"ingest_floor.c{c}.{m}" for c in ("8", "64") for m in ("events_per_s", "p50_ms", "p99_ms")),
-    "stager.events_per_s", "pipeline.events_per_s", "e2e.events_per_s",
+    # The stager at --quick's two customer counts, and how its cost grew from one to the other.
+    "stager.500.events_per_s", "stager.5k.events_per_s", "stager.growth.events_per_s",
+    "stager.growth.cpu_us_per_event", "pipeline.events_per_s", "e2e.events_per_s",
     *(f"pipeline.steady.{m}" for m in ("events_per_s", "max_lag_events", "max_lag_s", "drain_s")),
     *(f"e2e.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "max_ms")),
     *(f"api.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "requests_per_s")),
@@ -57,12 +59,18 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
     assert report["details"]["api"]["page_items"] == 100
     # The producer's reference compresses as ingest does (zstd by default).
     assert report["details"]["raw"]["compression"] == "zstd"
-    # The configured stagers (3) shared the preloaded topic; the CPU accounting covers each
-    # measured component.
-    assert report["details"]["stager"]["stagers"] == report["config"]["stagers"] == 3
-    assert report["details"]["stager"]["touchpoints"] == report["config"]["events"]
-    for phase, kinds in (("stager", {"stager"}), ("pipeline", {"ingest", "stager", "api"})):
-        cpu = report["details"][phase]["cpu"]
+    # The configured stagers (3) shared the preloaded topic, once per customer count; the CPU
+    # accounting covers each measured component.
+    stager = report["details"]["stager"]
+    assert stager["stagers"] == report["config"]["stagers"] == 3
+    assert [run["customers"] for run in stager["by_customers"].values()] == [500, 5_000]
+    assert all(run["touchpoints"] == report["config"]["events"] for run in stager["by_customers"].values())
+    # Every throughput target is a ratio to a reference measured in the same run.
+    assert {"ingest.c8/floor", "ingest.c64/floor", "stager.500/raw.postgres", "stager.5k/raw.postgres",
+            "pipeline.steady/raw.postgres"} <= {check["id"] for check in report["checks"]}
+    measured = [*(("stager", run["cpu"], {"stager"}) for run in stager["by_customers"].values()),
+                ("pipeline", report["details"]["pipeline"]["cpu"], {"ingest", "stager", "api"})]
+    for _, cpu, kinds in measured:
         assert 0 < cpu["machine_busy_cores"] <= report["machine"]["nproc"]
         assert {f"cpu_us_per_event_{kind}" for kind in kinds} <= set(cpu)
         assert cpu["cpu_us_per_event_total"] > 0 and cpu["ceiling_events_per_s"] > 0
@@ -70,4 +78,5 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
     assert "| measurement | result |" in run.stdout
     assert "events sent without ids (ingest assigns them)" in run.stdout
     assert "Ingest's floor, 64 connections" in run.stdout and "of its floor" in run.stdout
+    assert "Stager: cost per event from 500 to 5,000 customers" in run.stdout
     assert "pipeline:" in run.stderr
