@@ -1,71 +1,22 @@
-"""Identity stitching and erasure: which customer each id belongs to, merges, suppressions.
+"""Identity rows in Postgres: which customer each id belongs to, merges applied, erasures.
 
 Every id seen has a row in `identities` mapping it to its customer (itself until linked). A batch
 first locks the rows of all its ids, in id order, so a merge and the events of the ids it merges
-serialise instead of racing: whichever commits second sees the other's result. First link wins:
-an id already merged into one customer is not moved by a later claim (a conflict, counted).
+serialise instead of racing: whichever commits second sees the other's result. Which merges a
+batch makes is decided in merges.py.
 """
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stageline_shared.database import driver_connection
-from stageline_shared.events import TouchpointFields, links
+from stageline_stager.merges import Merge
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Merge:
-    """Customer `source` is absorbed by customer `target` because of event `event_id`."""
-
-    source: str
-    target: str
-    event_id: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Conflict:
-    id: str
-    owner: str
-    claimant: str
-    event_id: str
-
-
-def event_ids(touchpoint: TouchpointFields) -> list[str]:
-    """Every identity an event mentions."""
-    ids = [touchpoint.customer_id, touchpoint.user_id, touchpoint.anonymous_id, touchpoint.previous_id]
-    return [i for i in ids if i]
-
-
-def plan_links(
-    touchpoints: Iterable[TouchpointFields], canon: dict[str, str]
-) -> tuple[list[Merge], list[Conflict]]:
-    """Apply the batch's links, oldest first, to `canon` (id → customer, updated in place)."""
-    merges: list[Merge] = []
-    conflicts: list[Conflict] = []
-    linking = [t for t in touchpoints if t.user_id and (t.anonymous_id or t.previous_id)]
-    for touchpoint in sorted(linking, key=lambda t: (t.occurred_at, t.event_id)):
-        for source, claimed_by in links(touchpoint):
-            target = canon[claimed_by]
-            owner = canon[source]
-            if owner == target:
-                continue
-            if owner != source:
-                conflicts.append(Conflict(source, owner, target, touchpoint.event_id))
-                continue
-            merges.append(Merge(source, target, touchpoint.event_id, touchpoint.occurred_at))
-            for key, customer in canon.items():
-                if customer == source:
-                    canon[key] = target
-    return merges, conflicts
 
 
 _LOCK = "SELECT id, customer_id FROM identities WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"

@@ -16,8 +16,7 @@ from typing import Any
 import msgspec
 
 from stageline_stager.engine import CustomerState, from_micros
-
-Progress = dict[str, dict[str, CustomerState]]  # customer_id → journey → state
+from stageline_stager.plan import Progress
 
 # Rows are locked in customer_id order: two stagers that meet on one customer during a rebalance
 # queue behind each other instead of deadlocking. A customer with no row yet needs no lock here:

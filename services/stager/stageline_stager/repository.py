@@ -7,9 +7,8 @@ ones actually inserted go on to change stages, so a redelivered record changes n
 
 import json
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -19,23 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stageline_shared.database import driver_connection
 from stageline_shared.events import TouchpointFields
-from stageline_stager.engine import (
-    CustomerState,
-    JourneyEngine,
-    Transition,
-    in_time_order,
-    merge_states,
-)
-from stageline_stager.identity import (
-    Conflict,
-    Merge,
-    erase,
-    event_ids,
-    forget_identities,
-    lock_identities,
-    plan_links,
-    repoint,
-    suppressed_ids,
+from stageline_stager.engine import JourneyEngine, Transition
+from stageline_stager.identity import erase, forget_identities, lock_identities, repoint, suppressed_ids
+from stageline_stager.merges import Conflict, event_ids, plan_links
+from stageline_stager.plan import (
+    CountDeltas,
+    by_customer,
+    customers_to_lock,
+    plan_stages,
+    split_batch,
+    without_suppressed,
 )
 from stageline_stager.progress import STAGING, forget_customers, lock_progress, write_progress
 
@@ -184,8 +176,7 @@ async def _write_transitions(raw: Any, transitions: Sequence[tuple[str, Transiti
         ])
 
 
-async def _add_counts(conn: AsyncConnection, deltas: Mapping[tuple[str, str], int]) -> None:
-    changed = sorted((key, delta) for key, delta in deltas.items() if delta)
+async def _add_counts(conn: AsyncConnection, changed: Sequence[tuple[tuple[str, str], int]]) -> None:
     if not changed:
         return
     await conn.execute(_ADD_COUNTS, {
@@ -193,14 +184,6 @@ async def _add_counts(conn: AsyncConnection, deltas: Mapping[tuple[str, str], in
         "stages": [k[1] for k, _ in changed],
         "deltas": [d for _, d in changed],
     })
-
-
-def _move(deltas: dict[tuple[str, str], int], journey: str, before: str | None, after: str | None) -> None:
-    if before != after:
-        if before is not None:
-            deltas[(journey, before)] -= 1
-        if after is not None:
-            deltas[(journey, after)] += 1
 
 
 async def apply_touchpoints(
@@ -215,12 +198,10 @@ async def apply_touchpoints(
     Erase requests run last, so an erase removes what its own batch stored too.
     """
     engines = list(engines)
-    outcome = BatchOutcome()
-    unique = list({t.event_id: t for t in reversed(touchpoints)}.values())  # first one wins
-    outcome.duplicates = len(touchpoints) - len(unique)
-    erasures = sorted((t for t in unique if t.type == "erase"), key=lambda t: t.event_id)
-    events = sorted((t for t in unique if t.type != "erase"), key=lambda t: t.event_id)
-    deltas: dict[tuple[str, str], int] = defaultdict(int)
+    intake = split_batch(touchpoints)
+    outcome = BatchOutcome(duplicates=intake.duplicates)
+    deltas = CountDeltas()
+    events = intake.events
 
     raw = await driver_connection(conn)
     await raw.execute(_STAGING)
@@ -229,7 +210,7 @@ async def apply_touchpoints(
         # Read after the locks: an erase committed while we waited is seen here.
         hidden = await suppressed_ids(raw, list(canon))
         if hidden:
-            kept = [t for t in events if not hidden.intersection(event_ids(t))]
+            kept = without_suppressed(events, hidden)
             outcome.suppressed = len(events) - len(kept)
             events = kept
             await forget_identities(conn, hidden)
@@ -241,96 +222,23 @@ async def apply_touchpoints(
         outcome.duplicates += len(events) - len(inserted)
         outcome.merges = len(merges)
         outcome.conflicts = [c for c in conflicts if c.event_id in inserted]
-        await _apply_stages(raw, engines, [t for t in events if t.event_id in inserted],
-                            canon, merges, outcome, deltas)
+        grouped = by_customer((t for t in events if t.event_id in inserted), canon)
+        customers = customers_to_lock(grouped, merges)
+        if customers:
+            plan = plan_stages(engines, grouped, merges, await lock_progress(raw, customers))
+            await forget_customers(raw, plan.forgotten)
+            await write_progress(raw, plan.progress, plan.moved)
+            await _write_transitions(raw, plan.transitions)
+            outcome.transitions = plan.transitions
+            deltas.update(plan.deltas)
 
-    for request in erasures:
+    for request in intake.erasures:
         left = await erase(conn, request.customer_id, request.event_id)
         outcome.erased += 1
         for journey, stage in left:
-            deltas[(journey, stage)] -= 1
-    await _add_counts(conn, deltas)
+            deltas.move(journey, stage, None)
+    await _add_counts(conn, deltas.changed())
     return outcome
-
-
-async def _apply_stages(
-    raw: Any,
-    engines: list[JourneyEngine],
-    new: list[TouchpointFields],
-    canon: Mapping[str, str],
-    merges: list[Merge],
-    outcome: BatchOutcome,
-    deltas: dict[tuple[str, str], int],
-) -> None:
-    by_customer: dict[str, list[TouchpointFields]] = defaultdict(list)
-    for touchpoint in new:
-        by_customer[canon[touchpoint.customer_id]].append(touchpoint)
-    customers = set(by_customer) | {m.source for m in merges} | {m.target for m in merges}
-    if not customers:
-        return
-    progress = await lock_progress(raw, customers)
-    moved: set[tuple[str, str]] = set()  # (journey, customer) whose stage row must be written
-    changed: set[str] = set()  # customers whose progress must be written
-    empty = CustomerState()
-    for merge in merges:
-        changed.add(merge.target)
-        source = progress.pop(merge.source, {})
-        target = progress.setdefault(merge.target, {})
-        for engine in engines:
-            name = engine.journey.name
-            before, absorbed = target.get(name, empty), source.get(name, empty)
-            combined = merge_states(engine, before, absorbed, merge.at)
-            _move(deltas, name, absorbed.stage, None)
-            _move(deltas, name, before.stage, combined.stage)
-            if combined.stage is not None and combined.stage != before.stage:
-                outcome.transitions.append((name, Transition(
-                    merge.target, before.stage, combined.stage, merge.event_id, merge.at)))
-            target[name] = combined
-            if (combined.stage, combined.entered_at) != (before.stage, before.entered_at):
-                moved.add((name, merge.target))
-    merged = {m.source for m in merges}
-    if merged:
-        _settle_chains(merges, merged, changed, moved, outcome)
-    for customer_id, customer_touchpoints in by_customer.items():
-        ordered = in_time_order(customer_touchpoints)
-        journeys = progress.setdefault(customer_id, {})
-        for engine in engines:
-            name = engine.journey.name
-            before = journeys.get(name, empty)
-            after, transitions = engine.apply_ordered(before, customer_id, ordered)
-            if after is before:  # no touchpoint matched a rule of this journey
-                continue
-            journeys[name] = after
-            changed.add(customer_id)
-            if transitions:
-                outcome.transitions += [(name, t) for t in transitions]
-                _move(deltas, name, before.stage, after.stage)
-                moved.add((name, customer_id))
-    if merged:  # gone, with any journeys no longer in the file
-        await forget_customers(raw, sorted(merged))
-    await write_progress(raw, {customer: progress[customer] for customer in changed}, moved)
-    await _write_transitions(raw, outcome.transitions)
-
-
-def _settle_chains(
-    merges: list[Merge], merged: set[str], changed: set[str], moved: set[tuple[str, str]],
-    outcome: BatchOutcome,
-) -> None:
-    """Merges chain within a batch (a absorbed by b, then b by c: a rename after a login): what
-    was noted under an intermediate customer belongs to the one that absorbed it last."""
-    into = {m.source: m.target for m in merges}
-
-    def last(customer: str) -> str:
-        while customer in into:  # no cycles: an absorbed customer is never a merge target
-            customer = into[customer]
-        return customer
-
-    changed -= merged
-    moved -= {(journey, customer) for journey, customer in moved if customer in merged}
-    outcome.transitions = [
-        (journey, replace(t, customer_id=last(t.customer_id)) if t.customer_id in merged else t)
-        for journey, t in outcome.transitions
-    ]
 
 
 class OffsetsWentBack(Exception):
