@@ -9,9 +9,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stageline_shared.events import TouchpointFields
+from stageline_stager.batch import BatchOutcome, apply_touchpoints
 from stageline_stager.dead_letter import Rejected, refused_data, send_to_dead_letter
 from stageline_stager.engine import JourneyEngine
-from stageline_stager.repository import BatchOutcome, apply_touchpoints, store_offsets
+from stageline_stager.repository.connection import connection
+from stageline_stager.repository.offsets import store_offsets
 from stageline_stager.retry import Retrier
 from stageline_stager.settings import StagerSettings
 
@@ -66,7 +68,8 @@ class Checkpoint:
         return await self._store(decoded, offsets, expected)
 
     async def _store_offsets(self, conn: AsyncConnection, offsets: Offsets, expected: Offsets) -> None:
-        await store_offsets(conn, self._settings.group_id, self._cluster_id, offsets, expected)
+        await store_offsets(await connection(conn), self._settings.group_id, self._cluster_id,
+                            offsets, expected)
 
     async def _store(self, decoded: list[Decoded], offsets: Offsets, expected: Offsets) -> BatchOutcome:
         """Apply the batch with its offsets; if Postgres refuses a record for its data, apply the

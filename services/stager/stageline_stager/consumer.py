@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_shared.gc_tuning import collections_paused
 from stageline_stager import metrics
+from stageline_stager.batch import BatchOutcome
 from stageline_stager.checkpoint import Checkpoint, Decoded, Offsets
 from stageline_stager.dead_letter import Rejected, decode
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.rebalance import SeekToStoredOffsets
-from stageline_stager.repository import BatchOutcome, OffsetsWentBack
+from stageline_stager.repository.offsets import OffsetsWentBack
 from stageline_stager.retry import DATABASE_FAILURES, Retrier, reason
 from stageline_stager.settings import StagerSettings
 

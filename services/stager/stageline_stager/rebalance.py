@@ -19,7 +19,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_stager import metrics
-from stageline_stager.repository import read_offsets
+from stageline_stager.repository.connection import connection
+from stageline_stager.repository.offsets import read_offsets
 from stageline_stager.retry import Retrier
 from stageline_stager.settings import StagerSettings
 
@@ -108,7 +109,7 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):
         async def read() -> None:
             async with self._db.connect() as conn:
                 stored.update(await read_offsets(
-                    conn, self._settings.group_id, self._cluster_id,
+                    await connection(conn), self._settings.group_id, self._cluster_id,
                     sorted({tp.topic for tp in partitions}),
                 ))
 

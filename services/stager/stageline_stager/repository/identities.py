@@ -8,16 +8,11 @@ batch makes is decided in merges.py.
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from stageline_shared.database import driver_connection
 from stageline_stager.merges import Merge
+from stageline_stager.repository.connection import Connection, pairs
 
 log = logging.getLogger(__name__)
-
 
 _LOCK = "SELECT id, customer_id FROM identities WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
 _CREATE = """
@@ -28,7 +23,7 @@ _CREATE = """
 """
 
 
-async def lock_identities(raw: Any, ids: Sequence[str]) -> dict[str, str]:
+async def lock_identities(raw: Connection, ids: Sequence[str]) -> dict[str, str]:
     """Lock the rows of these ids in id order, creating the missing ones; id → customer.
 
     `raw` is the asyncpg connection under the batch's transaction (the hot path of every batch).
@@ -38,72 +33,65 @@ async def lock_identities(raw: Any, ids: Sequence[str]) -> dict[str, str]:
     deadlock and the batch is retried.
     """
     ordered = sorted(set(ids))
-    canon: dict[str, str] = dict(await raw.fetch(_LOCK, ordered))
+    canon: dict[str, str] = pairs(await raw.fetch(_LOCK, ordered))
     missing = [i for i in ordered if i not in canon]
     if missing:
         created = {row[0] for row in await raw.fetch(_CREATE, missing)}
         canon.update((i, i) for i in created)
         raced = [i for i in missing if i not in created]
         if raced:
-            canon.update(dict(await raw.fetch(_LOCK, raced)))
+            canon.update(pairs(await raw.fetch(_LOCK, raced)))
     return canon
 
 
-async def suppressed_ids(raw: Any, ids: Sequence[str]) -> set[str]:
+async def suppressed_ids(raw: Connection, ids: Sequence[str]) -> set[str]:
     return {row[0] for row in await raw.fetch(
         "SELECT id FROM suppressions WHERE id = ANY($1::text[])", list(ids))}
 
 
-async def forget_identities(conn: AsyncConnection, ids: Iterable[str]) -> None:
+async def forget_identities(raw: Connection, ids: Iterable[str]) -> None:
     """Drop identity rows this batch created for erased ids."""
-    await conn.execute(text("DELETE FROM identities WHERE id = ANY(CAST(:ids AS text[]))"),
-                       {"ids": sorted(ids)})
+    await raw.execute("DELETE FROM identities WHERE id = ANY($1::text[])", sorted(ids))
 
 
-async def repoint(conn: AsyncConnection, merge: Merge) -> None:
+async def repoint(raw: Connection, merge: Merge) -> None:
     """Move the source customer's ids, touchpoints and transition history to the target."""
-    params = {"source": merge.source, "target": merge.target, "event_id": merge.event_id}
     # Lock every id of the source first: an event for one of them that is being applied right
     # now (resolved to the source) commits before we move anything.
-    await conn.execute(text(
-        "SELECT id FROM identities WHERE customer_id = :source ORDER BY id FOR UPDATE"
-    ), params)
-    await conn.execute(text("""
-        UPDATE identities SET customer_id = :target, linked_at = now(), linked_by = :event_id
-        WHERE customer_id = :source
-    """), params)
-    await conn.execute(text(
-        "UPDATE touchpoints SET customer_id = :target WHERE customer_id = :source"
-    ), params)
-    await conn.execute(text(
-        "UPDATE stage_transitions SET customer_id = :target WHERE customer_id = :source"
-    ), params)
+    await raw.execute("SELECT id FROM identities WHERE customer_id = $1 ORDER BY id FOR UPDATE",
+                      merge.source)
+    await raw.execute("""
+        UPDATE identities SET customer_id = $2, linked_at = now(), linked_by = $3
+        WHERE customer_id = $1
+    """, merge.source, merge.target, merge.event_id)
+    await raw.execute("UPDATE touchpoints SET customer_id = $2 WHERE customer_id = $1",
+                      merge.source, merge.target)
+    await raw.execute("UPDATE stage_transitions SET customer_id = $2 WHERE customer_id = $1",
+                      merge.source, merge.target)
 
 
-async def erase(conn: AsyncConnection, key: str, event_id: str) -> list[tuple[str, str]]:
+async def erase(raw: Connection, key: str, event_id: str) -> list[tuple[str, str]]:
     """Erase the customer `key` belongs to: every id, touchpoint, stage and transition.
 
     All its ids are suppressed from then on. Returns the (journey, stage) each of the customer's
     stages was in, for the counters.
     """
-    canon = await lock_identities(await driver_connection(conn), [key])
+    canon = await lock_identities(raw, [key])
     customer = canon[key]
-    result = await conn.execute(text(
-        "SELECT id FROM identities WHERE customer_id = :c ORDER BY id FOR UPDATE"
-    ), {"c": customer})
-    ids = sorted({row.id for row in result} | {key, customer})
-    await conn.execute(text("DELETE FROM touchpoints WHERE customer_id = :c"), {"c": customer})
-    await conn.execute(text("DELETE FROM stage_transitions WHERE customer_id = :c"), {"c": customer})
-    stages = await conn.execute(text(
-        "DELETE FROM customer_stages WHERE customer_id = :c RETURNING journey, stage"
-    ), {"c": customer})
-    left = [(row.journey, row.stage) for row in stages]
-    await conn.execute(text("DELETE FROM customer_progress WHERE customer_id = :c"), {"c": customer})
-    await forget_identities(conn, ids)
-    await conn.execute(text("""
+    rows = await raw.fetch("SELECT id FROM identities WHERE customer_id = $1 ORDER BY id FOR UPDATE",
+                           customer)
+    ids = sorted({row[0] for row in rows} | {key, customer})
+    await raw.execute("DELETE FROM touchpoints WHERE customer_id = $1", customer)
+    await raw.execute("DELETE FROM stage_transitions WHERE customer_id = $1", customer)
+    stages = await raw.fetch(
+        "DELETE FROM customer_stages WHERE customer_id = $1 RETURNING journey, stage", customer)
+    left = [(row[0], row[1]) for row in stages]
+    await raw.execute("DELETE FROM customer_progress WHERE customer_id = $1", customer)
+    await forget_identities(raw, ids)
+    await raw.execute("""
         INSERT INTO suppressions (id, erase_event_id)
-        SELECT i, :event_id FROM unnest(CAST(:ids AS text[])) AS t(i)
+        SELECT i, $2::text FROM unnest($1::text[]) AS t(i)
         ON CONFLICT (id) DO NOTHING
-    """), {"ids": ids, "event_id": event_id})
+    """, ids, event_id)
     log.info("erased customer (%d ids) for erase event %s", len(ids), event_id)
     return left
