@@ -24,6 +24,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_shared.gc_tuning import collections_paused
+from stageline_shared.postgres_errors import transient
 from stageline_stager import metrics
 from stageline_stager.batch import BatchOutcome
 from stageline_stager.checkpoint import Checkpoint, Decoded, Offsets
@@ -31,7 +32,7 @@ from stageline_stager.dead_letter import Rejected, decode
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.rebalance import SeekToStoredOffsets
 from stageline_stager.repository.offsets import OffsetsWentBack
-from stageline_stager.retry import DATABASE_FAILURES, Retrier, reason
+from stageline_stager.retry import Retrier, reason
 from stageline_stager.settings import StagerSettings
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,9 @@ class StagerLoop:
                     if (position := positions.get(tp)) is not None}
         try:
             outcome = await self.checkpoint.commit(decoded_records, rejected, offsets, expected)
-        except (*DATABASE_FAILURES, OffsetsWentBack) as exc:
+        except Exception as exc:
+            if not (transient(exc) or isinstance(exc, OffsetsWentBack)):
+                raise
             await self._recover(exc)
             return
         if outcome is None:

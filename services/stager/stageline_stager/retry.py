@@ -4,24 +4,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from aiokafka.errors import KafkaError
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+from stageline_shared.postgres_errors import transient
 from stageline_stager import metrics
 
 log = logging.getLogger(__name__)
-
-# Raised by statements sent on the raw asyncpg connection, so not wrapped by SQLAlchemy: a
-# deadlock or serialization failure (class 40), a lost connection (08), a shutdown or a
-# cancel (57).
-_TRANSIENT_POSTGRES = (
-    asyncpg.exceptions.TransactionRollbackError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
-
-DATABASE_FAILURES = (OperationalError, DBAPIError, OSError, *_TRANSIENT_POSTGRES)
 
 
 def reason(exc: BaseException) -> str:
@@ -43,7 +31,9 @@ class Retrier:
             try:
                 await attempt()
                 return True
-            except (*DATABASE_FAILURES, KafkaError) as exc:
+            except Exception as exc:
+                if not (transient(exc) or isinstance(exc, KafkaError)):
+                    raise
                 metrics.DB_RETRIES.labels(reason(exc)).inc()
                 if self.stopping.is_set():
                     log.warning("%s failed while stopping; batch left for replay: %r", what, exc)
