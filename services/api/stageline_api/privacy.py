@@ -18,6 +18,7 @@ from stageline_api.paths import CUSTOMER
 from stageline_api.schemas import EraseQueued
 from stageline_shared.errors import ApiError, error_docs
 from stageline_shared.events import Touchpoint, new_event_id
+from stageline_shared.kafka import make_producer
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["privacy"], dependencies=[Depends(require_admin_key)], responses=AUTH_ERRORS)
@@ -33,8 +34,7 @@ class EraseProducer:
 
     async def send(self, erase: Touchpoint) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap_servers, acks="all",
-                                        client_id="stageline-api")
+            producer = make_producer(self._bootstrap_servers, "stageline-api")
             try:
                 await producer.start()
             except BaseException:

@@ -19,11 +19,12 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stageline_shared.gc_tuning import collections_paused
+from stageline_shared.kafka import make_producer
 from stageline_shared.postgres_errors import transient
 from stageline_stager import metrics
 from stageline_stager.batch import BatchOutcome
@@ -62,10 +63,7 @@ class StagerLoop:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        self.dead_letters = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-            client_id="stageline-stager-dlq",
-        )
+        self.dead_letters = make_producer(settings.kafka_bootstrap_servers, "stageline-stager-dlq")
         retrier = Retrier(self._stopping, settings.db_retry_s)
         self.partitions = SeekToStoredOffsets(
             self.consumer, db, settings, cluster_id, retrier, self._batch_in_hand)
