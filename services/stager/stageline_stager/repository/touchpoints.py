@@ -62,7 +62,7 @@ async def insert_new(
     """Insert under each event's current customer; returns the ids that were new.
 
     `touchpoints` come in event_id order, with no id twice. The ids already stored are looked up
-    and the rest copied straight into the table, a quarter less Postgres CPU per row than staging
+    and the rest copied straight into the table, which costs Postgres less per row than staging
     them for an INSERT … ON CONFLICT. Should another transaction store one of them in between
     (the same id sent for two customers, applied by two stagers at once: each batch holds its
     customers' identity locks, so a replay waits and then finds its rows stored), the COPY fails
