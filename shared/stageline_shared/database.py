@@ -1,17 +1,13 @@
-"""Engines from DATABASE_URL (plain postgres:// URLs too), and the asyncpg connection under one."""
+"""Engines from DATABASE_URL (plain postgres:// URLs too), and the asyncpg connection under one.
+
+What a failure of either means (unavailable, transient, refused data): postgres_errors.py.
+"""
 
 import os
 from typing import Any
 
-import asyncpg
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-
-# Postgres down, restarting or unreachable: connection failures (SQLSTATE class 08), shutdowns
-# and refusals while starting (class 57), a connection lost mid-statement, the socket refused.
-_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                asyncpg.InterfaceError)
 
 
 def async_url(url: str) -> str:
@@ -53,12 +49,3 @@ async def driver_connection(conn: AsyncConnection) -> Any:
         await conn.execute(text("SELECT 1"))
     return raw
 
-
-def unavailable(exc: BaseException) -> bool:
-    """Is `exc` the database being down or out of reach (retry later), not a failing query?"""
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        orig = exc.orig
-        exc = (orig.__cause__ or orig) if orig is not None else exc  # the asyncpg error beneath
-    return isinstance(exc, _UNAVAILABLE)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from stageline_shared import database
+from stageline_shared import postgres_errors
 from stageline_shared.wording import describe_error, field_name
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), headers)
 
     async def _database(request: Request, exc: Exception) -> Response:
-        if not database.unavailable(exc):
+        if not postgres_errors.unavailable(exc):
             raise exc  # a failing query is a bug: a 500, logged with its traceback
         log.warning("answered 503 to %s %s: database unavailable (%r)", request.method,
                     request.url.path, exc)

@@ -11,8 +11,8 @@ def tune_gc() -> None:
     """Fewer, cheaper garbage collections, for a process whose start-up objects live forever.
 
     With the defaults, full collections walked every object of FastAPI, pydantic, SQLAlchemy and
-    aiokafka (~35 ms each in ingest, the p99 spikes), and collections triggered by a batch's
-    short-lived objects took a large share of the CPU (stager: ~20 µs of ~120 µs per event).
+    aiokafka (the latency spikes of ingest's p99), and collections triggered by a batch's
+    short-lived objects took a large share of the stager's CPU.
     Objects made at start are frozen out of the collector's walk, and the young generation may
     grow larger before it is collected (work units free their containers as they go).
     """

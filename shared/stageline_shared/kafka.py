@@ -1,11 +1,21 @@
-"""Broker helpers both ingest and stager need: create topics, learn the cluster's identity."""
+"""Broker helpers the services share: producers built one way, topics created, the cluster's id."""
 
 import logging
+from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap_servers: str, client_id: str, **options: Any) -> AIOKafkaProducer:
+    """A producer for records Stageline has promised to keep: a send completes only once every
+    in-sync replica holds the record (acks=all). `options` are AIOKafkaProducer's own, for what
+    a caller tunes (batching, compression, timeouts)."""
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all",
+                            **options)
 
 
 async def ensure_topics(bootstrap_servers: str, topics: dict[str, int]) -> str:

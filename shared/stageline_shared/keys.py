@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from stageline_shared import database
+from stageline_shared import postgres_errors
 from stageline_shared.errors import database_unavailable
 
 KeyKind = Literal["write", "read", "admin"]
@@ -126,7 +126,7 @@ class KeyStore:
                     {"hash": digest},
                 )).first()
         except Exception as exc:
-            if not database.unavailable(exc):
+            if not postgres_errors.unavailable(exc):
                 raise
             if live is None:  # ingest's direct dispatch answers only ApiErrors itself
                 raise database_unavailable() from None

@@ -16,7 +16,7 @@ from alembic import command
 from stageline_devstack.databases import drop_database, ensure_database
 from stageline_shared.migrate import alembic_config
 from stageline_stager.engine import CustomerState, micros
-from stageline_stager.progress import lock_progress
+from stageline_stager.repository.progress import lock_progress
 from tests.fixtures.stack import plain_url
 
 pytestmark = pytest.mark.integration

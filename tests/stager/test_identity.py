@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from stageline_shared.contract.record import Touchpoint, TouchpointType
 from stageline_shared.database import make_engine
 from stageline_shared.journeys import load_journeys
+from stageline_stager.batch import apply_touchpoints
 from stageline_stager.engine import JourneyEngine
-from stageline_stager.identity import lock_identities
-from stageline_stager.repository import apply_touchpoints
+from stageline_stager.repository.identities import lock_identities
 from tests.fixtures.stack import (
     STAGES,
     Stack,

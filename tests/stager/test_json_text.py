@@ -6,7 +6,7 @@ import math
 import pytest
 
 from stageline_shared.contract.record import Touchpoint
-from stageline_stager.repository import json_text
+from stageline_stager.repository.touchpoints import json_text
 
 BIG = 2**70
 

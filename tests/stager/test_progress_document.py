@@ -3,7 +3,7 @@
 import orjson
 
 from stageline_stager.engine import CustomerState
-from stageline_stager.progress import decode_document, encode_document
+from stageline_stager.repository.progress import decode_document, encode_document
 
 STATES = {
     "shop": CustomerState("interest", 1767225600000000, {"interest#1": 2, "ü#2": 1},

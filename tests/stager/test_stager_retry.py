@@ -5,9 +5,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from stageline_shared.database import make_engine
-from stageline_stager.consumer import StagerLoop
-from stageline_stager.settings import StagerSettings
+from stageline_stager.retry import Retrier
 from tests.fixtures.stack import plain_url
 
 pytestmark = pytest.mark.integration
@@ -34,8 +32,7 @@ async def _deadlock(url: str) -> None:
 
 
 async def test_a_deadlock_on_the_raw_connection_is_retried_not_fatal(database_url: str) -> None:
-    db = make_engine(database_url)
-    loop = StagerLoop(StagerSettings(database_url=database_url, db_retry_s=0.01), db, [], "cluster")
+    retrier = Retrier(asyncio.Event(), delay_s=0.01)
     attempts: list[str] = []
 
     async def attempt() -> None:
@@ -43,10 +40,5 @@ async def test_a_deadlock_on_the_raw_connection_is_retried_not_fatal(database_ur
         if len(attempts) == 1:
             await _deadlock(plain_url(database_url))
 
-    try:
-        assert await loop._retry("database", attempt)
-    finally:
-        await loop.consumer.stop()  # never started, but closed, so nothing is left unclosed
-        await loop.dead_letters.stop()
-        await db.dispose()
+    assert await retrier.until_done("database", attempt)
     assert len(attempts) == 2

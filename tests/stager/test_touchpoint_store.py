@@ -12,8 +12,8 @@ import pytest
 from stageline_shared.contract.record import Touchpoint
 from stageline_shared.database import driver_connection, make_engine
 from stageline_shared.journeys import load_journeys
+from stageline_stager.batch import apply_touchpoints
 from stageline_stager.engine import JourneyEngine
-from stageline_stager.repository import apply_touchpoints
 from tests.fixtures.stack import plain_url
 
 pytestmark = pytest.mark.integration

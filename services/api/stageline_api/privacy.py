@@ -19,6 +19,7 @@ from stageline_api.schemas import EraseQueued
 from stageline_shared.contract.client_event import new_event_id
 from stageline_shared.contract.record import Touchpoint
 from stageline_shared.errors import ApiError, error_docs
+from stageline_shared.kafka import make_producer
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["privacy"], dependencies=[Depends(require_admin_key)], responses=AUTH_ERRORS)
@@ -34,8 +35,7 @@ class EraseProducer:
 
     async def send(self, erase: Touchpoint) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap_servers, acks="all",
-                                        client_id="stageline-api")
+            producer = make_producer(self._bootstrap_servers, "stageline-api")
             try:
                 await producer.start()
             except BaseException:

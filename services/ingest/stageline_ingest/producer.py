@@ -5,13 +5,13 @@ import logging
 import time
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from stageline_ingest.batcher import SharedBatcher
 from stageline_ingest.metrics import PRODUCE_SECONDS
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.contract.record import WireRecord
+from stageline_shared.kafka import make_producer
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,9 @@ class TouchpointProducer:
         self.topic = settings.topic
         self.timeout_s = settings.produce_timeout_s
         self._linger_s = settings.linger_ms / 1000
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id="stageline-ingest",
-            acks="all",
+        self._producer = make_producer(
+            settings.kafka_bootstrap_servers,
+            "stageline-ingest",
             linger_ms=settings.linger_ms,
             compression_type=None if settings.compression == "none" else settings.compression,
             request_timeout_ms=int(settings.produce_timeout_s * 1000),

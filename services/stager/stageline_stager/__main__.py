@@ -23,8 +23,8 @@ log = logging.getLogger("stageline_stager")
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """libuv's event loop (uvloop) where installed: asyncio's own selector loop cost the stager
-    ~15% of its CPU (py-spy) in socket reads and writes."""
+    """libuv's event loop (uvloop) where installed: asyncio's own selector loop spends much more
+    of the stager's CPU in socket reads and writes."""
     try:
         import uvloop
     except ImportError:  # not built for Windows

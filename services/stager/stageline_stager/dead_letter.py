@@ -18,24 +18,6 @@ class Rejected:
     detail: str
 
 
-# SQLSTATE classes of a statement Postgres refuses for the data in it (data exception, integrity
-# constraint violation, program limit exceeded): retrying cannot help, leaving the record out can.
-_DATA_CLASSES = ("22", "23", "54")
-
-
-def refused_data(exc: BaseException) -> str | None:
-    """The SQLSTATE when Postgres refused a statement for its data, else None."""
-    cause: BaseException | None = exc
-    for _ in range(4):  # SQLAlchemy's error, its DBAPI error, asyncpg's
-        if cause is None:
-            break
-        state = getattr(cause, "sqlstate", None)
-        if isinstance(state, str):
-            return state if state[:2] in _DATA_CLASSES else None
-        cause = getattr(cause, "orig", None) or cause.__cause__
-    return None
-
-
 def decode(record: ConsumerRecord[bytes, bytes]) -> TouchpointFields | Rejected:
     """A touchpoint, or why the record is not one."""
     if record.value is None:
