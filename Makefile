@@ -74,7 +74,7 @@ BENCH_ARGS ?=
 SOAK_ARGS ?=
 .PHONY: bench soak
 
-bench: install ## Throughput, latency, memory vs raw broker/Postgres limits (~7 min here; BENCH_ARGS=--quick)
+bench: install ## Throughput, latency, memory vs raw broker/Postgres limits (~11 min here; BENCH_ARGS=--quick)
 	@command -v wrk >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; } || \
