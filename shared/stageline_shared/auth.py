@@ -7,8 +7,8 @@ from collections.abc import Collection
 
 from fastapi import Request
 
-from stageline_shared.errors import ApiError
-from stageline_shared.keys import ApiKey, KeyKind, KeyStore
+from stageline_shared.errors import ApiError, database_unavailable
+from stageline_shared.keys import ApiKey, KeyKind, KeyStore, KeysUnavailable
 
 
 def presented_key(request: Request) -> str | None:
@@ -32,7 +32,10 @@ async def authenticate(store: KeyStore, secret: str | None, allowed: Collection[
     if not secret:
         raise ApiError(401, "missing_key", "an API key is required",
                        headers={"WWW-Authenticate": 'Basic realm="stageline"'})
-    key = await store.lookup(secret)
+    try:
+        key = await store.lookup(secret)
+    except KeysUnavailable:  # ingest's direct dispatch answers only ApiErrors itself
+        raise database_unavailable() from None
     if key is None:
         raise ApiError(401, "invalid_key", "the API key is unknown or revoked")
     if key.kind not in allowed:

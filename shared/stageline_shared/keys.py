@@ -16,7 +16,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stageline_shared import postgres_errors
-from stageline_shared.errors import database_unavailable
 
 KeyKind = Literal["write", "read", "admin"]
 KINDS: tuple[KeyKind, ...] = ("write", "read", "admin")
@@ -25,6 +24,10 @@ KEY_ID_PATTERN = r"^key_[0-9a-f]{12}$"  # what create_key makes
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # During a database outage, how often a live key's lookup tries Postgres again.
 _OUTAGE_RECHECK_S = 1.0
+
+
+class KeysUnavailable(Exception):
+    """A secret never seen live cannot be checked: Postgres is out of reach."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class KeyStore:
     A key found live is checked again after `cache_s` seconds; while Postgres is out of reach it
     stays valid (ingest keeps taking events through a database outage), and a revocation made
     meanwhile applies at the first check after Postgres is back. A secret never seen live cannot
-    be checked during an outage: database_unavailable.
+    be checked during an outage: KeysUnavailable.
     """
 
     _UNKNOWN_LIMIT = 10_000  # unknown secrets sprayed at us must not grow memory
@@ -128,8 +131,8 @@ class KeyStore:
         except Exception as exc:
             if not postgres_errors.unavailable(exc):
                 raise
-            if live is None:  # ingest's direct dispatch answers only ApiErrors itself
-                raise database_unavailable() from None
+            if live is None:
+                raise KeysUnavailable from exc
             # Valid when last seen: keep serving it, and try Postgres again in a second at most.
             self._live[digest] = (now + min(self._cache_s, _OUTAGE_RECHECK_S), live[1])
             return live[1]
