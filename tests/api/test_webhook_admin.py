@@ -55,7 +55,6 @@ async def test_register_list_get_delete(stack: Stack) -> None:
     ({"url": "https://example.com/", "journeys": []}, "journeys"),
     ({"url": "https://example.com/", "secret": "mine"}, "secret"),
     ({"url": "https://example.com/", "description": "x" * 101}, "description"),
-    ({"url": "https://example.com/\u0000"}, "url"),
 ])
 async def test_registration_refuses_what_cannot_be_sent_to(stack: Stack, payload: dict, says: str) -> None:
     api = stack.start_api(STAGELINE_WEBHOOK_ALLOW="")

@@ -28,10 +28,11 @@ def test_anything_else_is_retried_on_the_standard_schedule(status: int | None) -
     assert decide(status, 10, STANDARD_SCHEDULE).verdict == "given_up"
 
 
-def test_retry_after_lengthens_a_wait_but_never_beyond_the_longest() -> None:
+def test_retry_after_lengthens_a_wait_up_to_a_day() -> None:
     assert decide(503, 1, STANDARD_SCHEDULE, retry_after=60).retry_in_s == 60
     assert decide(503, 3, STANDARD_SCHEDULE, retry_after=60).retry_in_s == 1800
     assert decide(503, 1, STANDARD_SCHEDULE, retry_after=10**9).retry_in_s == 86400
+    assert decide(503, 1, (0.2, 0.4), retry_after=2).retry_in_s == 2
 
 
 def test_retry_after_as_seconds_or_an_http_date() -> None:

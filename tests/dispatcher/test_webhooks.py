@@ -66,11 +66,12 @@ async def test_two_failures_then_success_is_three_attempts_with_one_id(stack: St
     ingest, api = stack.start_ingest(), stack.start_api()
     stack.start_stager()
     stack.start_dispatcher(**FAST)
-    endpoint, receiver = await register(stack, api, tmp_path)
+    endpoint, receiver = await register(stack, api, tmp_path, journeys=["shop"])  # one change
     try:
         await receiver.plan(answers=[500, 500], then=200)
         await ingest_events(stack, ingest, customers=1, events=1, seed=2)
-        expected = await expected_messages(stack.database_url)
+        expected = {m: c for m, c in (await expected_messages(stack.database_url)).items()
+                    if c["journey"] == "shop"}
         assert len(expected) == 1
         seen = await wait_delivered(receiver, set(expected))
         assert [r["status"] for r in seen] == [500, 500, 200]
@@ -89,11 +90,13 @@ async def test_retry_after_is_honoured(stack: Stack, tmp_path: Path) -> None:
     ingest, api = stack.start_ingest(), stack.start_api()
     stack.start_stager()
     stack.start_dispatcher(**FAST)
-    _, receiver = await register(stack, api, tmp_path)
+    _, receiver = await register(stack, api, tmp_path, journeys=["shop"])
     try:
         await receiver.plan(answers=[503], then=200, retry_after=2)
         await ingest_events(stack, ingest, customers=1, events=1, seed=3)
-        seen = await wait_delivered(receiver, set(await expected_messages(stack.database_url)))
+        expected = {m for m, c in (await expected_messages(stack.database_url)).items()
+                    if c["journey"] == "shop"}
+        seen = await wait_delivered(receiver, expected)
         assert [r["status"] for r in seen] == [503, 200]
         assert seen[1]["start"] - seen[0]["start"] >= 2.0
     finally:
@@ -238,16 +241,28 @@ async def test_a_rotated_secret_signs_beside_the_old_one_for_the_grace_period(
     assert rotated["secret"].startswith("whsec_") and rotated["secret"] != endpoint["secret"]
     receiver.secrets = [endpoint["secret"], rotated["secret"]]
     receiver.start()
+    records: list[int] = []
+
+    async def one_change(customer: str) -> dict:
+        event = {"event_id": f"{customer}-1", "customer_id": customer, "event": "Ad Clicked"}
+        async with stack.client() as client:
+            sent = await post_events(client, ingest, [event], stack.write_key)
+        records.append(sent)
+        await wait_applied(stack.database_url, stack.topic, sum(records))
+        await wait_relayed(stack.database_url)
+        expected = {m for m, c in (await expected_messages(stack.database_url)).items()
+                    if c["customer_id"] == customer}
+        assert len(expected) == 2  # both journeys
+        return next(r for r in await wait_delivered(receiver, expected) if r["id"] in expected)
+
     try:
-        await ingest_events(stack, ingest, customers=1, events=1, seed=9)
-        seen = await wait_delivered(receiver, set(await expected_messages(stack.database_url)))
-        assert seen[-1]["verified"] == [True, True]
-        assert len(seen[-1]["signature"].split(" ")) == 2
+        during = await one_change("rotating")
+        assert during["verified"] == [True, True]
+        assert len(during["signature"].split(" ")) == 2
         await asyncio.sleep(5)  # past the grace period
-        await ingest_events(stack, ingest, customers=1, events=2, seed=10)
-        seen = await wait_delivered(receiver, set(await expected_messages(stack.database_url)))
-        assert seen[-1]["verified"] == [False, True]  # the old secret has expired
-        assert len(seen[-1]["signature"].split(" ")) == 1
+        after = await one_change("rotated")
+        assert after["verified"] == [False, True]  # the old secret has expired
+        assert len(after["signature"].split(" ")) == 1
     finally:
         receiver.stop()
 

@@ -6,6 +6,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 Verdict = Literal["delivered", "retry", "gone", "given_up"]
+RETRY_AFTER_CAP_S = 86400.0  # a receiver may ask for a day's pause, not more
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ def decide(status: int | None, attempts: int, schedule: tuple[float, ...],
     no answer: refused, timed out, reset).
 
     2xx is delivered and 410 Gone disables the endpoint; anything else is retried after the
-    schedule's wait for this attempt, or the receiver's Retry-After if longer (capped at the
-    schedule's longest wait), until the schedule is spent.
+    schedule's wait for this attempt, or the receiver's Retry-After if longer (up to a day),
+    until the schedule is spent.
     """
     if status is not None and 200 <= status < 300:
         return Outcome("delivered")
@@ -48,5 +49,5 @@ def decide(status: int | None, attempts: int, schedule: tuple[float, ...],
         return Outcome("given_up")
     wait = schedule[attempts - 1]
     if retry_after is not None:
-        wait = max(wait, min(retry_after, max(schedule)))
+        wait = max(wait, min(retry_after, RETRY_AFTER_CAP_S))
     return Outcome("retry", wait)
