@@ -18,8 +18,10 @@ from stageline_devstack.broker import Broker
 from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app
 from stageline_ingest.settings import IngestSettings
+from tests.fixtures.keys import create_keys
+from tests.fixtures.polling import metric, touchpoints_of, wait_applied
 from tests.fixtures.segment_payloads import body_of, load_fixtures
-from tests.fixtures.stack import Stack, create_keys, metric, touchpoints_of, wait_applied
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

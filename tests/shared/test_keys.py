@@ -16,7 +16,8 @@ import pytest
 from stageline_devstack.dev_keys import fresh_dev_keys
 from stageline_shared.database import make_engine
 from stageline_shared.keys import KINDS, list_keys
-from tests.fixtures.stack import Stack, new_key, revoke_secret
+from tests.fixtures.keys import new_key, revoke_secret
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 
