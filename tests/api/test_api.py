@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.stack import Stack, post_events, wait_applied
+from tests.fixtures.events import post_events
+from tests.fixtures.polling import wait_applied
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,10 @@ from aiokafka.structs import TopicPartition
 
 from stageline_devstack.broker import Broker
 from stageline_devstack.databases import drop_database, ensure_database
-from tests.fixtures.stack import Stack, create_keys, post_events, wait_applied
+from tests.fixtures.events import post_events
+from tests.fixtures.keys import create_keys
+from tests.fixtures.polling import wait_applied
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

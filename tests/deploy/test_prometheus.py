@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from stageline_devstack.ports import free_port
 from stageline_devstack.processes import ServiceProcess
+from tests.fixtures.events import make_events, post_events
 from tests.fixtures.monitoring import (
     ALERTS,
     PENDING_METRICS,
@@ -32,7 +33,8 @@ from tests.fixtures.monitoring import (
     targets,
     tool,
 )
-from tests.fixtures.stack import Stack, make_events, post_events, wait_for
+from tests.fixtures.polling import wait_for
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

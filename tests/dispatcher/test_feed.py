@@ -10,7 +10,8 @@ import pytest
 
 from tests.fixtures.feed import changes_on_topic, fetch, read_feed, wait_relayed
 from tests.fixtures.identities import person, produce, touchpoint
-from tests.fixtures.stack import Stack, plain_url, wait_applied, wait_for
+from tests.fixtures.polling import wait_applied, wait_for
+from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
 

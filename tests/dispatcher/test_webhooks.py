@@ -7,8 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.events import make_events, post_events
 from tests.fixtures.feed import fetch, wait_relayed
-from tests.fixtures.stack import Stack, make_events, metric, post_events, wait_applied, wait_for
+from tests.fixtures.polling import metric, wait_applied, wait_for
+from tests.fixtures.stack import Stack
 from tests.fixtures.webhooks import (
     FAST,
     admin,

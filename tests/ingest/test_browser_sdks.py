@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from tests.fixtures.chromium import Browser, Page, chromium, chromium_path
+from tests.fixtures.polling import metric, touchpoints_of, wait_applied, wait_for
 from tests.fixtures.shop_site import BUNDLES, Exchange, Failure, Proxy, Site, ingest_proxy, shop_site
-from tests.fixtures.stack import Stack, metric, touchpoints_of, wait_applied, wait_for
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

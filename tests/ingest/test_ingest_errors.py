@@ -19,7 +19,9 @@ from stageline_ingest.native.dispatch import EventsDispatch
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.http_metrics import _Timed
 from stageline_shared.urls import Utf8Urls
-from tests.fixtures.stack import Stack, create_keys, wait_applied
+from tests.fixtures.keys import create_keys
+from tests.fixtures.polling import wait_applied
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

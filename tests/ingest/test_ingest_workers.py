@@ -16,7 +16,8 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from stageline_devstack.processes import ServiceProcess
-from tests.fixtures.stack import Stack, metric
+from tests.fixtures.polling import metric
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

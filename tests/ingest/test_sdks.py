@@ -17,7 +17,8 @@ import pytest
 import rudderstack.analytics as rudder_analytics
 import segment.analytics as analytics
 
-from tests.fixtures.stack import Stack, metric, touchpoints_of, wait_applied
+from tests.fixtures.polling import metric, touchpoints_of, wait_applied
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -1,142 +1,27 @@
-"""The touchpoint contract: what TouchpointIn accepts, how stamp completes it, the wire format."""
+"""What TouchpointIn, the client event's model, accepts and refuses, field by field."""
 
-import time
-import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
-from stageline_shared.contract.client_event import TouchpointIn, stamp
-from stageline_shared.contract.limits import MAX_FUTURE_SKEW
-from stageline_shared.contract.record import Touchpoint
+from stageline_shared.contract.client_event import TouchpointIn
 from stageline_shared.wording import describe_validation_error
-
-RECEIVED = datetime(2026, 1, 31, 12, 0, 0, tzinfo=UTC)
-
-
-def _event(**fields: Any) -> dict[str, Any]:
-    return {"customer_id": "cust-1", "event": "Product Viewed", **fields}
+from tests.fixtures.client_event import event
 
 
 def _rejected(**fields: Any) -> str:
     with pytest.raises(ValidationError) as info:
-        TouchpointIn.model_validate(_event(**fields))
+        TouchpointIn.model_validate(event(**fields))
     return describe_validation_error(info.value)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-# --- stamp ----------------------------------------------------------------------------------------
-
-
-def test_event_id_assigned_when_missing() -> None:
-    first = stamp(TouchpointIn.model_validate(_event()), RECEIVED)
-    second = stamp(TouchpointIn.model_validate(_event()), RECEIVED)
-
-    assert uuid.UUID(first.event_id)
-    assert first.event_id != second.event_id
-
-
-def test_assigned_event_ids_are_time_ordered_uuid7() -> None:
-    """Sorted as made (new touchpoints append to the primary-key index), and RFC 9562's layout:
-    version 7, the RFC's variant, the time of making in the leading 48 bits."""
-    before = int(time.time() * 1000)
-    ids = [stamp(TouchpointIn.model_validate(_event()), RECEIVED).event_id for _ in range(2000)]
-    after = int(time.time() * 1000)
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    for value in (uuid.UUID(ids[0]), uuid.UUID(ids[-1])):
-        assert (value.version, value.variant) == (7, uuid.RFC_4122)
-        assert before <= value.int >> 80 <= after
-
-
-def test_event_id_kept_when_given() -> None:
-    touchpoint = stamp(TouchpointIn.model_validate(_event(event_id="evt-42")), RECEIVED)
-    assert touchpoint.event_id == "evt-42"
-
-
-def test_stamp_copies_fields() -> None:
-    incoming = TouchpointIn.model_validate(
-        _event(channel="web", properties={"sku": "A-1", "price": 9.5, "tags": ["x"]})
-    )
-    touchpoint = stamp(incoming, RECEIVED)
-
-    assert touchpoint.customer_id == "cust-1"
-    assert touchpoint.event == "Product Viewed"
-    assert touchpoint.channel == "web"
-    assert touchpoint.properties == {"sku": "A-1", "price": 9.5, "tags": ["x"]}
-    assert touchpoint.received_at == RECEIVED
-    assert touchpoint.v == 1
-
-
-def test_occurred_at_defaults_to_received_at() -> None:
-    touchpoint = stamp(TouchpointIn.model_validate(_event()), RECEIVED)
-
-    assert touchpoint.occurred_at == RECEIVED
-    assert touchpoint.clamped is False
-
-
-def test_occurred_at_in_the_past_is_kept() -> None:
-    earlier = RECEIVED - timedelta(days=30)
-    touchpoint = stamp(TouchpointIn.model_validate(_event(occurred_at=_rfc3339(earlier))), RECEIVED)
-
-    assert touchpoint.occurred_at == earlier
-    assert touchpoint.clamped is False
-
-
-def test_occurred_at_offset_is_normalised_to_utc() -> None:
-    touchpoint = stamp(
-        TouchpointIn.model_validate(_event(occurred_at="2026-01-31T13:30:00+02:00")), RECEIVED
-    )
-
-    assert touchpoint.occurred_at == datetime(2026, 1, 31, 11, 30, tzinfo=UTC)
-    assert touchpoint.occurred_at.utcoffset() == timedelta(0)
-
-
-def test_more_than_24h_in_the_future_is_clamped_and_flagged() -> None:
-    future = RECEIVED + MAX_FUTURE_SKEW + timedelta(seconds=1)
-    touchpoint = stamp(TouchpointIn.model_validate(_event(occurred_at=_rfc3339(future))), RECEIVED)
-
-    assert touchpoint.clamped is True
-    assert touchpoint.occurred_at == RECEIVED
-
-
-def test_far_future_is_clamped() -> None:
-    touchpoint = stamp(
-        TouchpointIn.model_validate(_event(occurred_at="2099-01-01T00:00:00Z")), RECEIVED
-    )
-    assert touchpoint.clamped is True
-    assert touchpoint.occurred_at == RECEIVED
-
-
-def test_exactly_24h_in_the_future_is_not_clamped() -> None:
-    future = RECEIVED + timedelta(hours=24)
-    touchpoint = stamp(TouchpointIn.model_validate(_event(occurred_at=_rfc3339(future))), RECEIVED)
-
-    assert touchpoint.clamped is False
-    assert touchpoint.occurred_at == future
-
-
-def test_future_within_skew_in_other_offset_is_not_clamped() -> None:
-    # 2026-02-01T13:00+02:00 is 23h after RECEIVED.
-    touchpoint = stamp(
-        TouchpointIn.model_validate(_event(occurred_at="2026-02-01T13:00:00+02:00")), RECEIVED
-    )
-    assert touchpoint.clamped is False
-    assert touchpoint.occurred_at == RECEIVED + timedelta(hours=23)
-
-
-# --- TouchpointIn validation ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("value", ["2026-01-31T12:00:00Z", "2026-01-31T12:00:00.123456+05:30",
                                    "2026-01-31T12:00:00-08:00"])
 def test_occurred_at_with_offset_accepted(value: str) -> None:
-    assert TouchpointIn.model_validate(_event(occurred_at=value)).occurred_at == value
+    assert TouchpointIn.model_validate(event(occurred_at=value)).occurred_at == value
 
 
 @pytest.mark.parametrize("value", ["2026-01-31T12:00:00", "2026-01-31"])
@@ -185,12 +70,12 @@ def test_lone_surrogate_in_text_field_rejected(field: str, char: str) -> None:
 
 
 def test_printable_unicode_and_slash_accepted() -> None:
-    incoming = TouchpointIn.model_validate(_event(customer_id="tenant/ü-42 ✓", event="Zahlung läuft"))
+    incoming = TouchpointIn.model_validate(event(customer_id="tenant/ü-42 ✓", event="Zahlung läuft"))
     assert incoming.customer_id == "tenant/ü-42 ✓"
 
 
 def test_control_characters_other_than_nul_allowed_in_properties() -> None:
-    incoming = TouchpointIn.model_validate(_event(properties={"note": "line 1\nline 2\t\x7f"}))
+    incoming = TouchpointIn.model_validate(event(properties={"note": "line 1\nline 2\t\x7f"}))
     assert incoming.properties == {"note": "line 1\nline 2\t\x7f"}
 
 
@@ -242,7 +127,7 @@ def test_wrong_type_rejected_from_json_too() -> None:
 
 @pytest.mark.parametrize("field", ["customer_id", "event"])
 def test_required_fields(field: str) -> None:
-    data = _event()
+    data = event()
     del data[field]
     with pytest.raises(ValidationError) as info:
         TouchpointIn.model_validate(data)
@@ -254,13 +139,13 @@ def test_required_fields(field: str) -> None:
     [("customer_id", 255), ("event", 200), ("event_id", 128), ("channel", 50)],
 )
 def test_length_limits(field: str, limit: int) -> None:
-    accepted = TouchpointIn.model_validate(_event(**{field: "x" * limit}))
+    accepted = TouchpointIn.model_validate(event(**{field: "x" * limit}))
     assert getattr(accepted, field) == "x" * limit
     assert field in _rejected(**{field: "x" * (limit + 1)})
 
 
 def test_customer_id_256_chars_rejected_255_accepted() -> None:
-    assert TouchpointIn.model_validate(_event(customer_id="c" * 255)).customer_id == "c" * 255
+    assert TouchpointIn.model_validate(event(customer_id="c" * 255)).customer_id == "c" * 255
     assert "customer_id" in _rejected(customer_id="c" * 256)
 
 
@@ -275,106 +160,6 @@ def test_extra_field_rejected() -> None:
 
 
 def test_touchpoint_in_is_frozen() -> None:
-    incoming = TouchpointIn.model_validate(_event())
+    incoming = TouchpointIn.model_validate(event())
     with pytest.raises(ValidationError):
         incoming.event = "other"  # type: ignore[misc]
-
-
-# --- Touchpoint wire format -----------------------------------------------------------------------
-
-
-def test_json_round_trip() -> None:
-    touchpoint = Touchpoint(
-        event_id="evt-1",
-        customer_id="cust-1",
-        event="Order Completed",
-        channel="web",
-        occurred_at=datetime(2026, 1, 30, 8, 15, 30, 123456, tzinfo=UTC),
-        received_at=RECEIVED,
-        clamped=True,
-        properties={"total": 12.5, "items": [{"sku": "A", "qty": 2}], "gift": False, "note": None,
-                    "unicode": "héllo ✓"},
-    )
-    raw = touchpoint.to_json()
-
-    assert isinstance(raw, bytes)
-    decoded = orjson.loads(raw)
-    assert decoded["v"] == 1
-    assert decoded["event_id"] == "evt-1"
-    back = Touchpoint.from_json(raw)
-    assert back == touchpoint
-    assert back.occurred_at.utcoffset() == timedelta(0)
-
-
-def test_json_round_trip_of_stamped_event() -> None:
-    incoming = TouchpointIn.model_validate(_event(occurred_at="2026-01-31T09:00:00-03:00"))
-    touchpoint = stamp(incoming, RECEIVED)
-    assert Touchpoint.from_json(touchpoint.to_json()) == touchpoint
-
-
-def test_json_round_trip_keeps_instant_in_other_offset() -> None:
-    offset = timezone(timedelta(hours=5, minutes=30))
-    touchpoint = Touchpoint(
-        event_id="e", customer_id="c", event="x",
-        occurred_at=datetime(2026, 1, 31, 17, 30, tzinfo=offset), received_at=RECEIVED,
-    )
-    back = Touchpoint.from_json(touchpoint.to_json())
-    assert back.occurred_at == RECEIVED
-    assert back == touchpoint
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"",
-        b"not json",
-        b"\xff\xfe",
-        b"[]",
-        b"null",
-        b"{}",
-        b'{"event_id": "e", "customer_id": "c", "event": "x", "occurred_at": "yesterday",'
-        b' "received_at": "2026-01-31T12:00:00Z"}',
-        b'{"event_id": "e", "customer_id": "c", "event": "x", "occurred_at": "2026-01-31T12:00:00",'
-        b' "received_at": "2026-01-31T12:00:00Z"}',
-    ],
-    ids=["empty", "text", "binary", "list", "null", "empty-object", "bad-time", "naive-time"],
-)
-def test_from_json_garbage_raises_value_error(raw: bytes) -> None:
-    with pytest.raises(ValueError, match=r".+") as info:
-        Touchpoint.from_json(raw)
-    assert not isinstance(info.value, ValidationError)
-
-
-def test_from_json_error_names_missing_fields() -> None:
-    with pytest.raises(ValueError) as info:
-        Touchpoint.from_json(b'{"event_id": "e"}')
-    message = str(info.value)
-    for field in ("customer_id", "event", "occurred_at", "received_at"):
-        assert f"{field}: required" in message
-
-
-_WIRE = {"event_id": "e-1", "customer_id": "c-1", "event": "Ad Clicked",
-         "occurred_at": "2026-01-01T00:00:00Z", "received_at": "2026-01-01T00:00:00Z"}
-
-
-@pytest.mark.parametrize(
-    ("fields", "where"),
-    [
-        ({"customer_id": "c\x00"}, "customer_id"),
-        ({"event": "E\x00"}, "event"),
-        ({"user_id": "u\x00", "anonymous_id": "a"}, "user_id"),
-        ({"source": "\x00"}, "source"),
-        ({"properties": {"note": ["ok", "a\x00b"]}}, "properties.note[1]"),
-        ({"context": {"k\x00": 1}}, "context key"),
-    ],
-)
-def test_a_wire_record_with_a_nul_is_refused(fields: dict[str, Any], where: str) -> None:
-    """Records from other producers too: Postgres cannot store a NUL, so the stager refuses it."""
-    with pytest.raises(ValueError, match=r"contains a NUL character \(U\+0000\)") as refused:
-        Touchpoint.from_json(orjson.dumps({**_WIRE, **fields}))
-    assert str(refused.value).startswith(where)
-
-
-def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
-    touchpoint = Touchpoint.from_json(orjson.dumps({**_WIRE, "properties": {"p": "\\u0000"}}))
-    assert touchpoint.properties == {"p": "\\u0000"}

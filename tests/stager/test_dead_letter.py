@@ -9,14 +9,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.fixtures.stack import (
-    Stack,
-    assert_counts_match,
-    make_events,
-    plain_url,
-    post_events,
-    wait_applied,
-)
+from tests.fixtures.events import make_events, post_events
+from tests.fixtures.expected import assert_counts_match
+from tests.fixtures.polling import wait_applied
+from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
 

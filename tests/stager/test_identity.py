@@ -21,14 +21,11 @@ from stageline_shared.journeys import load_journeys
 from stageline_stager.batch import apply_touchpoints
 from stageline_stager.engine import JourneyEngine
 from stageline_stager.repository.identities import lock_identities
+from tests.fixtures.events import STAGES
+from tests.fixtures.expected import expected_stages
 from tests.fixtures.identities import person, produce, touchpoint
-from tests.fixtures.stack import (
-    STAGES,
-    Stack,
-    expected_stages,
-    plain_url,
-    wait_applied,
-)
+from tests.fixtures.polling import wait_applied
+from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
 def as_raw(events: list[Touchpoint], owner: dict[str, str]) -> list[dict[str, Any]]:

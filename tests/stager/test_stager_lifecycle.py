@@ -11,16 +11,10 @@ from aiokafka import AIOKafkaConsumer
 from stageline_devstack.broker import Broker
 from stageline_devstack.ports import free_port
 from stageline_devstack.processes import ServiceProcess
-from tests.fixtures.stack import (
-    Stack,
-    applied_offsets,
-    assert_counts_match,
-    make_events,
-    plain_url,
-    post_events,
-    wait_applied,
-    wait_for,
-)
+from tests.fixtures.events import make_events, post_events
+from tests.fixtures.expected import assert_counts_match
+from tests.fixtures.polling import applied_offsets, wait_applied, wait_for
+from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,8 @@ from stageline_devstack.ports import free_port
 from stageline_ingest.app import create_app as create_ingest
 from stageline_ingest.settings import IngestSettings
 from stageline_shared.database import make_engine
-from tests.fixtures.stack import create_keys, metric
+from tests.fixtures.keys import create_keys
+from tests.fixtures.polling import metric
 
 pytestmark = pytest.mark.integration
 

@@ -15,17 +15,12 @@ import pytest
 from stageline_devstack.broker import Broker
 from stageline_devstack.ports import free_port
 from stageline_devstack.processes import ServiceProcess
+from tests.fixtures.expected import assert_counts_match
 from tests.fixtures.faults import TcpProxy, wait_inside_transaction
 from tests.fixtures.load import SteadyLoad
 from tests.fixtures.oracle import assert_journeys_match
-from tests.fixtures.stack import (
-    Stack,
-    applied_offsets,
-    assert_counts_match,
-    metric,
-    plain_url,
-    wait_for,
-)
+from tests.fixtures.polling import applied_offsets, metric, wait_for
+from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)

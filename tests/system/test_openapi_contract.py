@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from stageline_shared.contract.client_event import TouchpointIn
-from tests.fixtures.stack import Stack, topic_values
+from tests.fixtures.polling import topic_values
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -5,19 +5,10 @@ import asyncio
 import asyncpg
 import pytest
 
-from tests.fixtures.stack import (
-    Stack,
-    applied_offsets,
-    assert_counts_match,
-    assert_timelines_match,
-    make_events,
-    metric,
-    plain_url,
-    post_events,
-    wait_applied,
-    wait_for,
-    with_resends,
-)
+from tests.fixtures.events import make_events, post_events, with_resends
+from tests.fixtures.expected import assert_counts_match, assert_timelines_match
+from tests.fixtures.polling import applied_offsets, metric, wait_applied, wait_for
+from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
 

@@ -22,19 +22,12 @@ from stageline_devstack.broker import Broker
 from stageline_devstack.databases import ensure_database
 from stageline_devstack.postgres import EmbeddedPostgres
 from stageline_shared.migrate import upgrade
+from tests.fixtures.expected import assert_counts_match
+from tests.fixtures.keys import create_keys, new_key, revoke_secret
 from tests.fixtures.load import SteadyLoad
 from tests.fixtures.oracle import assert_journeys_match
-from tests.fixtures.stack import (
-    Stack,
-    applied_offsets,
-    assert_counts_match,
-    create_keys,
-    metric,
-    new_key,
-    plain_url,
-    revoke_secret,
-    wait_for,
-)
+from tests.fixtures.polling import applied_offsets, metric, wait_for
+from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
