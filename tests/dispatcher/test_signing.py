@@ -1,4 +1,5 @@
-"""Our Standard Webhooks signatures, checked by the standardwebhooks package's own verifier."""
+"""Our Standard Webhooks signatures, checked by the standardwebhooks package's own verifier; the
+sender's address check."""
 
 import base64
 import time
@@ -7,7 +8,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from stageline_api.webhook_store import new_secret
+from stageline_dispatcher.sender import literal_refusal
 from stageline_dispatcher.signing import signature
+from stageline_shared.webhook_targets import Allowance
+
+LOOPBACK: tuple[Allowance, ...] = ("loopback",)
 
 
 def _headers(secrets: list[str], body: bytes, message_id: str = "msg_1") -> dict[str, str]:
@@ -49,3 +54,13 @@ def test_secrets_are_whsec_and_32_random_bytes() -> None:
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
     assert secret != new_secret()
+
+
+def test_literal_addresses_are_checked_before_dialling() -> None:
+    """aiohttp never asks the resolver about a literal address: the sender checks those itself."""
+    assert literal_refusal("http://127.0.0.1:9/hook", ()) == \
+        "refused to connect to 127.0.0.1: 127.0.0.1 is a loopback address"
+    assert literal_refusal("http://[::1]/hook", ()) is not None
+    assert literal_refusal("http://127.0.0.1:9/hook", LOOPBACK) is None
+    assert literal_refusal("http://169.254.169.254/", (*LOOPBACK, "private")) is not None
+    assert literal_refusal("https://crm.example.com/hook", ()) is None  # the resolver's job

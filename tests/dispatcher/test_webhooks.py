@@ -298,3 +298,34 @@ async def test_filters_choose_the_changes_and_replay_sends_them_again(stack: Sta
         await wait_for(twice, 60, "every change delivered a second time")
     finally:
         receiver.stop()
+
+
+async def test_redirects_are_not_followed_and_refused_addresses_not_dialled(stack: Stack, tmp_path: Path) -> None:
+    """A 302 is a failed attempt (retried, never followed); a dispatcher that does not allow
+    loopback refuses to connect to the receiver, whatever the API accepted."""
+    ingest, api = stack.start_ingest(), stack.start_api()
+    stack.start_stager()
+    _, receiver = await register(stack, api, tmp_path, journeys=["shop"])
+    strict = stack.start_dispatcher(**FAST, STAGELINE_WEBHOOK_ALLOW="")
+    try:
+        async with stack.client() as client:
+            await post_events(client, ingest, [{"event_id": "click-1", "customer_id": "clicker",
+                                                "event": "Ad Clicked"}], stack.write_key)
+        await wait_applied(stack.database_url, stack.topic, 1)
+
+        async def refused() -> bool:
+            rows = await fetch(stack.database_url, "SELECT last_error FROM webhook_deliveries")
+            return bool(rows) and rows[0][0] is not None
+        await wait_for(refused, 30, "an attempt on the refused address")
+        [row] = await fetch(stack.database_url, "SELECT last_error, last_status FROM webhook_deliveries")
+        assert row["last_status"] is None
+        assert "127.0.0.1 is a loopback address" in row["last_error"]
+        assert await receiver.received() == []
+        strict.stop()
+        await receiver.plan(answers=[302], then=200)
+        stack.start_dispatcher(**FAST)
+        expected = {m for m, c in (await expected_messages(stack.database_url)).items() if c["journey"] == "shop"}
+        seen = await wait_delivered(receiver, expected)
+        assert [r["status"] for r in seen] == [302, 200]
+    finally:
+        receiver.stop()

@@ -52,6 +52,13 @@ _FINISH = """
     WHERE w.id = t.id
 """
 
+_PRUNE = """
+    DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries
+        WHERE status <> 'pending' AND finished_at < now() - $1 * interval '1 day'
+        LIMIT 10000)
+"""
+
 _DISABLE = """
     UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2
     WHERE id = $1 AND disabled_at IS NULL
@@ -109,6 +116,14 @@ async def finish(db: AsyncEngine, results: Sequence[Result]) -> None:
         await raw.execute(_FINISH, [r.id for r in results], [r.status for r in results],
                           [r.code for r in results], [r.error for r in results],
                           [r.latency_ms for r in results], [r.retry_in_s for r in results])
+
+
+async def prune(db: AsyncEngine, retention_days: float) -> int:
+    """Delete up to 10,000 deliveries finished more than `retention_days` ago; how many."""
+    async with db.begin() as conn:
+        raw = await connection(conn)
+        done = await raw.execute(_PRUNE, retention_days)
+    return int(done.split()[-1])
 
 
 async def disable(db: AsyncEngine, endpoint_id: str, reason: str) -> bool:

@@ -38,7 +38,6 @@ class Dispatcher:
         self.relayed = asyncio.Event()  # set when the relay made deliveries due: look at once
         self.results: list[tuple[Claimed, Result, str]] = []
         self.in_flight = 0
-        self.ready = False
 
     def stop(self) -> None:
         self.stopping.set()
@@ -102,11 +101,17 @@ class Dispatcher:
             await producer.stop()
 
     async def _gauges(self) -> None:
+        """Read the gauges every 2 s; once a minute, delete deliveries past their retention."""
+        pruned_at = 0.0
         while not self.stopping.is_set():
             async with self.db.connect() as conn:
                 raw = await connection(conn)
                 metrics.STATE.update(await raw.fetchrow(metrics.STATE_QUERY))
-            self.ready = True
+            if time.monotonic() - pruned_at >= 60:
+                pruned_at = time.monotonic()
+                while (pruned := await deliveries.prune(self.db, self.settings.webhook_retention_days)):
+                    log.info("deleted %d webhook deliveries finished over %g days ago", pruned,
+                             self.settings.webhook_retention_days)
             await self._sleep(2.0)
 
     async def _deliver(self) -> None:
@@ -136,7 +141,7 @@ class Dispatcher:
 
     async def _attempt(self, session: aiohttp.ClientSession, delivery: Claimed) -> None:
         try:
-            attempt = await send(session, delivery)
+            attempt = await send(session, delivery, self.settings.webhook_allow)
             metrics.ATTEMPTS.labels(delivery.endpoint_id).inc()
             outcome = decide(attempt.status, delivery.attempt, self.settings.webhook_retry_schedule_s,
                              retry_after_s(attempt.retry_after, _now()))

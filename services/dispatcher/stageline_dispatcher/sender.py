@@ -1,16 +1,19 @@
 """Sending one webhook: the Standard Webhooks request, over aiohttp, to vetted addresses only.
 
-The connector resolves each host itself and refuses every address the policy refuses
+The connector resolves each host name itself and refuses every address the policy refuses
 (stageline_shared.webhook_targets) before connecting, so the check holds for the address actually
-dialled, whatever the name resolved to at registration. Redirects are never followed: a 3xx is
+dialled, whatever the name resolved to at registration. aiohttp dials a literal address without
+asking the resolver, so those are checked here, before each request. Redirects are never followed: a 3xx is
 an answer like any other non-2xx, and retried.
 """
 
+import ipaddress
 import socket
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -75,8 +78,22 @@ def make_session(allow: Collection[Allowance], timeout_s: float, concurrency: in
     )
 
 
-async def send(session: aiohttp.ClientSession, delivery: Claimed) -> Attempt:
+def literal_refusal(url: str, allow: Collection[Allowance]) -> str | None:
+    """Why a URL whose host is a literal address may not be dialled, or None."""
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: the resolver checks what it resolves to
+    reason = address_refusal(host, allow)
+    return None if reason is None else f"refused to connect to {host}: {reason}"
+
+
+async def send(session: aiohttp.ClientSession, delivery: Claimed, allow: Collection[Allowance]) -> Attempt:
     """POST one delivery, signed with every secret valid now."""
+    refused = literal_refusal(delivery.url, allow)
+    if refused:
+        return Attempt(None, None, refused, 0.0)
     payload = body(delivery)
     timestamp = int(time.time())
     headers: dict[str, Any] = {
@@ -95,8 +112,8 @@ async def send(session: aiohttp.ClientSession, delivery: Claimed) -> Attempt:
     except TimeoutError:
         return Attempt(None, None, "timed out", (time.perf_counter() - started) * 1000)
     except aiohttp.ClientConnectorError as exc:
-        refused = isinstance(exc.os_error, RefusedAddress)
-        error = str(exc.os_error) if refused else f"cannot connect: {exc.os_error}"
+        vetted = isinstance(exc.os_error, RefusedAddress)
+        error = str(exc.os_error) if vetted else f"cannot connect: {exc.os_error}"
         return Attempt(None, None, error[:MAX_ERROR], (time.perf_counter() - started) * 1000)
     except (aiohttp.ClientError, OSError) as exc:
         return Attempt(None, None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR],

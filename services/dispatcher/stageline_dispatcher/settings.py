@@ -28,6 +28,9 @@ class DispatcherSettings(CommonSettings):
     webhook_lease_margin_s: float = Field(default=30.0, gt=0)
     webhook_concurrency: int = Field(default=256, ge=1)  # requests in flight per dispatcher
     webhook_claim: int = Field(default=1000, ge=1)  # deliveries claimed per round trip
+    # Finished deliveries (delivered or given up) are kept this long for
+    # GET /v1/admin/webhooks/{id}/deliveries, then deleted.
+    webhook_retention_days: float = Field(default=7.0, gt=0)
 
     @field_validator("webhook_retry_schedule_s", mode="before")
     @classmethod
