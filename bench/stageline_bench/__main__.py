@@ -40,6 +40,7 @@ SIZES = {  # flag -> (config field, type, help)
     "--seconds": ("seconds", float, "e2e duration (default 60); soak duration (default 600)"),
     "--webhook-deliveries": ("webhook_deliveries", int, "webhooks: deliveries waiting for one dispatcher "
                              "(default 100,000)"),
+    "--dispatchers": ("dispatchers", int, "webhooks: dispatcher processes (default 1)"),
     "--api-customers": ("api_customers", int, "API dataset: customers (default 1,000,000)"),
     "--touchpoints": ("touchpoints", int, "API dataset: touchpoints (default 10,000,000)"),
     "--hot-customers": ("hot_customers", int, "API dataset: customers with 200 touchpoints (default 1%%)"),

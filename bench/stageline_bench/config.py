@@ -27,7 +27,8 @@ class BenchConfig:
     pipeline_share: float = 0.6
     rate: int = 2_000  # e2e and soak: steady events/s
     seconds: float = 60.0  # e2e (or soak) duration
-    webhook_deliveries: int = 100_000  # webhooks: deliveries waiting when the dispatcher starts
+    webhook_deliveries: int = 100_000  # webhooks: deliveries waiting when the dispatchers start
+    dispatchers: int = 1  # webhooks: dispatcher processes delivering them
     api_customers: int = 1_000_000
     touchpoints: int = 10_000_000
     hot_customers: int | None = None  # customers with full timeline pages; default 1%

@@ -30,9 +30,11 @@ def rows(report: dict[str, Any], results: Results, number: Any, latency: Any) ->
     return [
         ("Raw HTTP: aiohttp POSTs of one webhook body to the bench's receiver, 256 in flight",
          number(raw, "requests/s"), "reference"),
-        (f"Dispatcher: {details.get('deliveries', 0):,} deliveries waiting, one dispatcher, to that "
-         "receiver", number(rate, "deliveries/s") + share + cpu_text, "webhooks.dispatcher"),
-        (f"2xx → webhook received, at {config['rate']:,} events/s", latency(results, "webhooks.e2e"),
+        (f"Dispatcher: {details.get('deliveries', 0):,} deliveries waiting, {details.get('dispatchers', 1)} "
+         "dispatcher process(es), to that receiver", number(rate, "deliveries/s") + share + cpu_text,
+         "webhooks.dispatcher"),
+        (f"2xx → webhook received, at {config['rate']:,} events/s (an endpoint on the probes' stage)",
+         latency(results, "webhooks.e2e"),
          "webhooks.e2e"),
         (f"API audience page of 100, {config['api_customers']:,} customers in the stage",
          latency(results, "api.audience"), "api.audience"),

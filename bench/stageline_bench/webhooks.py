@@ -30,6 +30,7 @@ from stageline_bench.stack import BenchStack, plain_url
 from stageline_bench.steady import SteadyLoad
 from stageline_devstack.ports import free_port
 
+PROBE_STAGE = "awareness"  # where a probe's "Ad Clicked" puts a new customer, in every journey
 CONCURRENCY = 256  # the dispatcher's default STAGELINE_WEBHOOK_CONCURRENCY
 _BODY = orjson.dumps({"type": "customer.stage_changed", "timestamp": "2026-12-03T10:00:00Z", "data": {
     "v": 1, "position": 1, "kind": "stage", "customer_id": "c-0000001", "journey": "ecommerce",
@@ -110,6 +111,16 @@ async def _seed(url: str, receiver_url: str, deliveries: int) -> None:
         await conn.close()
 
 
+async def _relayed(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        waiting = "SELECT EXISTS (SELECT 1 FROM stage_changes WHERE position IS NULL)"
+        while await conn.fetchval(waiting):  # noqa: ASYNC110 - another process's database
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
 async def _pending(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
@@ -130,12 +141,13 @@ def throughput(stack: BenchStack, config: BenchConfig, results: Results) -> None
         url = stack.database("webhooks")
         deliveries = config.webhook_deliveries
         asyncio.run(_seed(plain_url(url), receiver.url, deliveries))
-        log.info("webhooks: %d deliveries waiting; starting one dispatcher", deliveries)
-        dispatcher = stack.start_service("dispatcher", "webhooks", url, stack.topic("webhooks"),
-                                         env={"STAGELINE_PUBLISH_CHANGES": "false"})
-        # Timed from the first reading: the dispatcher has been delivering since before its
-        # health check answered.
-        meter = CpuMeter([dispatcher], stack.infrastructure_cpu_s).start()
+        log.info("webhooks: %d deliveries waiting; starting %d dispatcher(s)", deliveries, config.dispatchers)
+        dispatchers = [stack.start_service("dispatcher", "webhooks", url, stack.topic("webhooks"),
+                                           env={"STAGELINE_PUBLISH_CHANGES": "false"})
+                       for _ in range(config.dispatchers)]
+        # Timed from the first reading: the dispatchers have been delivering since before their
+        # health checks answered.
+        meter = CpuMeter(dispatchers, stack.infrastructure_cpu_s).start()
         started, first = time.monotonic(), asyncio.run(_pending(plain_url(url)))
         while (left := asyncio.run(_pending(plain_url(url)))) > 0:
             log.info("webhooks: %d deliveries pending", left)
@@ -146,6 +158,7 @@ def throughput(stack: BenchStack, config: BenchConfig, results: Results) -> None
         results.add("webhooks.dispatcher.deliveries_per_s", "Dispatcher: deliveries to a local receiver",
                     rate, "deliveries/s")
         results.details["webhooks"] = {"deliveries": deliveries, "seconds": elapsed,
+                                       "dispatchers": config.dispatchers,
                                        "cpu": meter.read(deliveries), "raw_http_concurrency": CONCURRENCY}
         log.info("webhooks: %d deliveries in %.1fs = %.0f/s (%.0f%% of raw HTTP)", deliveries, elapsed,
                  rate, 100 * rate / raw)
@@ -158,16 +171,21 @@ async def _latency(live: Live, config: BenchConfig, results: Results) -> None:
     receiver = Receiver()
     try:
         await receiver.wait()
+        baseline = await prepare(live, 1_000 if config.quick else 10_000, config.batch, "h")
+        # After the warm-up, relayed: its pool customers' first stages are no webhooks of the
+        # measurement.
+        await _relayed(live.database)
         admin = HttpConnection(live.api.base_url, {"Authorization": f"Bearer {live.admin_key}",
                                                    "Content-Type": "application/json"})
         try:
-            status, _ = await admin.request("POST", "/v1/admin/webhooks",
-                                            orjson.dumps({"url": receiver.url}))
+            # Listening for the probes' stage, as a CRM listens for the stages it acts on: the
+            # webhooks are the probes' (and the pool's few moves into it), not every change.
+            status, _ = await admin.request("POST", "/v1/admin/webhooks", orjson.dumps(
+                {"url": receiver.url, "to_stages": [PROBE_STAGE]}))
         finally:
             await admin.close()
         if status != 201:
             raise RuntimeError(f"registering the receiver answered {status}")
-        baseline = await prepare(live, 1_000 if config.quick else 10_000, config.batch, "h")
         seconds = 10.0 if config.quick else config.seconds
         log.info("webhooks: %d events/s for %gs, one probe per request, 2xx → webhook", config.rate, seconds)
         load = SteadyLoad(live.ingest.base_url, basic_auth(live.write_key), config.rate, config.batch,
@@ -182,9 +200,11 @@ async def _latency(live: Live, config: BenchConfig, results: Results) -> None:
                 break
             await asyncio.sleep(0.5)
         latencies = [seen[c] - at for c, at in acked.items() if c in seen]
+        received = int((await stats(receiver))["requests"])
         results.add("webhooks.e2e.events_per_s", "2xx → webhook: load achieved", load.kept_rate, "events/s")
         results.add_latencies("webhooks.e2e", "2xx → webhook received", latencies)
         results.details["webhooks_e2e"] = {"probes": len(acked), "received": len(latencies),
+                                           "webhooks": received, "to_stages": [PROBE_STAGE],
                                            "rate_asked": config.rate, "seconds": seconds}
         log.info("webhooks: %d of %d probes received; p99 %.0f ms", len(latencies), len(acked),
                  results.value("webhooks.e2e.p99_ms") or 0)

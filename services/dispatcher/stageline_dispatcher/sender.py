@@ -7,6 +7,7 @@ asking the resolver, so those are checked here, before each request. Redirects a
 an answer like any other non-2xx, and retried.
 """
 
+import functools
 import ipaddress
 import socket
 import time
@@ -78,7 +79,8 @@ def make_session(allow: Collection[Allowance], timeout_s: float, concurrency: in
     )
 
 
-def literal_refusal(url: str, allow: Collection[Allowance]) -> str | None:
+@functools.lru_cache(maxsize=4096)
+def literal_refusal(url: str, allow: tuple[Allowance, ...]) -> str | None:
     """Why a URL whose host is a literal address may not be dialled, or None."""
     host = urlsplit(url).hostname or ""
     try:
@@ -89,7 +91,7 @@ def literal_refusal(url: str, allow: Collection[Allowance]) -> str | None:
     return None if reason is None else f"refused to connect to {host}: {reason}"
 
 
-async def send(session: aiohttp.ClientSession, delivery: Claimed, allow: Collection[Allowance]) -> Attempt:
+async def send(session: aiohttp.ClientSession, delivery: Claimed, allow: tuple[Allowance, ...]) -> Attempt:
     """POST one delivery, signed with every secret valid now."""
     refused = literal_refusal(delivery.url, allow)
     if refused:

@@ -2,6 +2,7 @@
 the base64 part of a `whsec_` secret; several, space-separated, while a rotated secret is valid."""
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -9,6 +10,7 @@ from collections.abc import Iterable
 PREFIX = "whsec_"
 
 
+@functools.lru_cache(maxsize=4096)
 def _key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(PREFIX))
 

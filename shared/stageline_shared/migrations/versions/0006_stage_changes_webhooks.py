@@ -106,7 +106,7 @@ UPGRADE = [
         )
     """,
     """
-        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, id)
             WHERE status = 'pending'
     """,
     """
