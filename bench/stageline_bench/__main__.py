@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import stageline_bench
-from stageline_bench import api, e2e, ingest, pipeline, pipeline_steady, raw, report, soak, stager
+from stageline_bench import api, e2e, ingest, pipeline, pipeline_steady, raw, report, soak, stager, webhooks
 from stageline_bench.config import PHASES, BenchConfig, quick
 from stageline_bench.live import start_live, stop_live
 from stageline_bench.loadgen import choose
@@ -38,6 +38,9 @@ SIZES = {  # flag -> (config field, type, help)
                          "rate measured in the run (default 0.6)"),
     "--rate": ("rate", int, "e2e and soak: steady events/s (default 2,000)"),
     "--seconds": ("seconds", float, "e2e duration (default 60); soak duration (default 600)"),
+    "--webhook-deliveries": ("webhook_deliveries", int, "webhooks: deliveries waiting for one dispatcher "
+                             "(default 100,000)"),
+    "--dispatchers": ("dispatchers", int, "webhooks: dispatcher processes (default 1)"),
     "--api-customers": ("api_customers", int, "API dataset: customers (default 1,000,000)"),
     "--touchpoints": ("touchpoints", int, "API dataset: touchpoints (default 10,000,000)"),
     "--hot-customers": ("hot_customers", int, "API dataset: customers with 200 touchpoints (default 1%%)"),
@@ -120,7 +123,10 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
             _phase(results, name, body)
             stop_live(stack, config, name)
             _phase(results, f"{name} release", partial(stack.release, name))
-    if "pipeline" in config.phases or "e2e" in config.phases:
+    if "webhooks" in config.phases:
+        _phase(results, "webhooks", lambda: webhooks.throughput(stack, config, results))
+        _phase(results, "webhooks release", partial(stack.release, "webhooks"))
+    if {"pipeline", "e2e", "webhooks"} & set(config.phases):
         try:
             live = start_live(stack, config)
             if "pipeline" in config.phases:
@@ -128,6 +134,8 @@ def _run_phases(stack: BenchStack, config: BenchConfig, results: Results) -> Non
                 _phase(results, "pipeline steady", lambda: pipeline_steady.run(stack, live, config, results))
             if "e2e" in config.phases:
                 _phase(results, "e2e", lambda: e2e.run(live, config, results))
+            if "webhooks" in config.phases:
+                _phase(results, "webhooks e2e", lambda: webhooks.latency(live, config, results))
         finally:
             stop_live(stack, config, "live")
         _phase(results, "live release", partial(stack.release, "live"))

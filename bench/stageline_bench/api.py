@@ -1,4 +1,5 @@
-"""Phase "api": stage counts and a 100-item timeline page, p50/p99, on a large dataset.
+"""Phase "api": stage counts, a 100-item timeline page and a 100-customer audience page, p50/p99,
+on a large dataset; and the CSV export of a stage holding every customer, in rows/s.
 
 Latency is measured closed loop over --api-connections connections (default one, so it is
 latency, not queueing), after a short warm-up, with the load generator in its own process.
@@ -7,7 +8,9 @@ latency, not queueing), after a short warm-up, with the load generator in its ow
 import asyncio
 import random
 import time
+import urllib.request
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from stageline_bench.config import BenchConfig
 from stageline_bench.dataset import api_customer, load_dataset
@@ -45,6 +48,41 @@ def _measure(base_url: str, read_key: str, paths: list[str], config: BenchConfig
     return result
 
 
+def _export(base_url: str, read_key: str, path: str) -> tuple[int, float]:
+    """Rows of a CSV export read to the end, and the seconds it took."""
+    request = urllib.request.Request(base_url + path, headers={
+        "Authorization": f"Bearer {read_key}", "Accept": "text/csv"})
+    started, lines = time.monotonic(), 0
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        while chunk := answer.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return lines - 1, time.monotonic() - started  # less the header
+
+
+def _audiences(base_url: str, read_key: str, journeys: list[tuple[str, list[str]]],
+               config: BenchConfig, results: Results) -> None:
+    """Pages of 100 at random depths of the stage holding every customer, then its export."""
+    journey, stage = journeys[-1][0], journeys[-1][1][0]
+    path = f"/v1/journeys/{journey}/stages/{stage}/customers"
+    rng = random.Random(4)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    pages = [f"{path}?limit={PAGE}&entered_after="
+             f"{(start + timedelta(seconds=rng.randrange(31_000_000))).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+             for _ in range(2000)]
+    page = _measure(base_url, read_key, pages, config)
+    label = f"API audience page of {PAGE} ({config.api_customers:,} customers in the stage)"
+    results.add("api.audience.p50_ms", f"{label}, p50", page.p50_ms, "ms")
+    results.add("api.audience.p99_ms", f"{label}, p99", page.p99_ms, "ms")
+    results.add("api.audience.requests_per_s", f"{label}, throughput", page.ok_per_s, "requests/s")
+    rows, seconds = _export(base_url, read_key, path)
+    if rows != config.api_customers:
+        raise RuntimeError(f"the CSV export has {rows} rows, not {config.api_customers}")
+    results.add("api.export.rows_per_s", f"API CSV export of a {rows:,}-customer stage", rows / seconds,
+                "rows/s")
+    log.info("%s: p50 %.2f ms, p99 %.2f ms; CSV export %d rows in %.1fs", label, page.p50_ms,
+             page.p99_ms, rows, seconds)
+
+
 def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
     url = stack.database("api")
     journeys = journey_stages(config.journeys_file)
@@ -76,6 +114,7 @@ def run(stack: BenchStack, config: BenchConfig, results: Results) -> None:
         results.add(f"{prefix}.requests_per_s", f"{label}, throughput", result.ok_per_s, "requests/s")
         log.info("%s: p50 %.2f ms, p99 %.2f ms, %.0f requests/s (%s)", label, result.p50_ms,
                  result.p99_ms, result.ok_per_s, result.generator)
+    _audiences(api.base_url, read_key, journeys, config, results)
     results.details["api"] = {"load_seconds": timings, "journey": journey, "hot_customers": config.hot,
                               "connections": config.api_connections, "page_items": items}
     stack.stop_services("api")

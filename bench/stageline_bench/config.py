@@ -5,7 +5,7 @@ from pathlib import Path
 
 from stageline_ingest.settings import IngestSettings
 
-PHASES = ("raw", "ingest", "stager", "pipeline", "e2e", "api")
+PHASES = ("raw", "ingest", "stager", "pipeline", "e2e", "webhooks", "api")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class BenchConfig:
     pipeline_share: float = 0.6
     rate: int = 2_000  # e2e and soak: steady events/s
     seconds: float = 60.0  # e2e (or soak) duration
+    webhook_deliveries: int = 100_000  # webhooks: deliveries waiting when the dispatchers start
+    dispatchers: int = 1  # webhooks: dispatcher processes delivering them
     api_customers: int = 1_000_000
     touchpoints: int = 10_000_000
     hot_customers: int | None = None  # customers with full timeline pages; default 1%
@@ -69,7 +71,8 @@ def quick(config: BenchConfig) -> BenchConfig:
     return replace(
         config, quick=True, raw_messages=5_000, raw_rows=5_000, ingest_seconds=2.0, events=5_000,
         customers=500, stager_customers=(500, 5_000), pipeline_seconds=3.0, pipeline_rate=1_000,
-        rate=500, seconds=4.0, api_customers=5_000, touchpoints=50_000, hot_customers=20, api_seconds=2.0,
+        rate=500, seconds=4.0, webhook_deliveries=2_000, api_customers=5_000, touchpoints=50_000,
+        hot_customers=20, api_seconds=2.0,
     )
 
 

@@ -3,6 +3,9 @@
 1% of the customers ("hot") get 200 touchpoints each, so their first timeline page is a full 100
 items; the rest share the remaining touchpoints, interleaved in time as real traffic would be.
 Every customer has a stage in every journey and one transition into it; stage_counts agrees.
+In the first journey customers are spread over the stages; in the others all are in the first
+stage (a stage of every customer, for the audience measurements). They entered at times spread
+over a year.
 Indexes and primary keys are dropped for the load and rebuilt after, as a bulk load should.
 """
 
@@ -32,7 +35,7 @@ _TOUCHPOINTS = """
 _STAGES = """
     INSERT INTO customer_stages (journey, customer_id, stage, entered_at)
     SELECT $1, {customer}, ($2::text[])[1 + c % cardinality($2::text[])],
-           timestamptz '2026-01-01 00:00:00+00'
+           timestamptz '2026-01-01 00:00:00+00' + make_interval(secs => (c * 7919) % 31536000)
     FROM generate_series(0, $3::bigint - 1) AS c
 """
 _TRANSITIONS = """
@@ -122,8 +125,9 @@ async def load_dataset(url: str, customers: int, touchpoints: int, hot: int,
         timings["touchpoints_s"] = time.monotonic() - started
 
         started = time.monotonic()
-        for name, stages in journeys:
-            await conn.execute(_STAGES.format(customer=_CUSTOMER.format(n="c")), name, stages, customers)
+        for number, (name, stages) in enumerate(journeys):
+            await conn.execute(_STAGES.format(customer=_CUSTOMER.format(n="c")), name,
+                               stages if number == 0 else stages[:1], customers)
             await conn.execute(_TRANSITIONS, name)
         await conn.execute(_COUNTS)
         timings["stages_s"] = time.monotonic() - started

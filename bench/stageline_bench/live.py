@@ -1,4 +1,5 @@
-"""The live stack shared by the pipeline, e2e and soak phases: ingest, stager and API together."""
+"""The live stack shared by the pipeline, e2e, webhooks and soak phases: ingest, stagers, the
+dispatcher (relaying the change feed) and the API together."""
 
 from dataclasses import dataclass
 
@@ -14,13 +15,15 @@ class Live:
     topic: str
     ingest: Service
     stagers: list[Service]  # one consumer group
+    dispatcher: Service
     api: Service
     write_key: str
     read_key: str
+    admin_key: str
 
     @property
     def services(self) -> list[Service]:
-        return [self.ingest, *self.stagers, self.api]
+        return [self.ingest, *self.stagers, self.dispatcher, self.api]
 
 
 def start_stagers(stack: BenchStack, config: BenchConfig, phase: str, url: str, topic: str) -> list[Service]:
@@ -39,7 +42,8 @@ def start_live(stack: BenchStack, config: BenchConfig, phase: str = "live") -> L
     url, topic = stack.database(phase), stack.topic(phase)
     ingest = stack.start_service("ingest", phase, url, topic)
     stagers = start_stagers(stack, config, phase, url, topic)
+    dispatcher = stack.start_service("dispatcher", phase, url, topic)
     api = stack.start_service("api", phase, url, topic)
     keys = stack.keys[url]
-    return Live(phase, f"{phase[0]}{stack.run_id}", plain_url(url), topic, ingest, stagers, api,
-                keys["write"], keys["read"])
+    return Live(phase, f"{phase[0]}{stack.run_id}", plain_url(url), topic, ingest, stagers, dispatcher,
+                api, keys["write"], keys["read"], keys["admin"])

@@ -2,33 +2,13 @@
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stageline_bench import report_actions
 from stageline_bench.config import BenchConfig, customers_label
 from stageline_bench.results import Results
-
-
-@dataclass(frozen=True)
-class Target:
-    id: str
-    text: str  # as the issue states it
-    value: Callable[[Results], float | None]  # what is compared (a ratio or a figure)
-    met: Callable[[float], bool]
-    ratio: bool  # the value is a ratio to a reference measured in the same run
-
-
-def _ratio(numerator: str, denominator: str) -> Callable[[Results], float | None]:
-    def compute(results: Results) -> float | None:
-        top, bottom = results.value(numerator), results.value(denominator)
-        return top / bottom if top is not None and bottom else None
-    return compute
-
-
-def _figure(id: str) -> Callable[[Results], float | None]:
-    return lambda results: results.value(id)
+from stageline_bench.target import Target, figure, ratio
 
 
 def targets(config: BenchConfig) -> list[Target]:
@@ -38,13 +18,13 @@ def targets(config: BenchConfig) -> list[Target]:
     result = [
         # Ingest's floor is the same service forwarding each event unchecked (ingest_floor.py).
         Target(f"ingest.c{c}/floor", "≥ 95% of its floor",
-               _ratio(f"ingest.c{c}.events_per_s", f"ingest_floor.c{c}.events_per_s"),
+               ratio(f"ingest.c{c}.events_per_s", f"ingest_floor.c{c}.events_per_s"),
                lambda v: v >= 0.95, ratio=True)
         for c in config.concurrencies
     ]
     result += [
         Target(f"stager.{customers_label(n)}/raw.postgres", "≥ 85% of raw Postgres",
-               _ratio(f"stager.{customers_label(n)}.events_per_s", "raw.postgres.rows_per_s"),
+               ratio(f"stager.{customers_label(n)}.events_per_s", "raw.postgres.rows_per_s"),
                lambda v: v >= 0.85, ratio=True)
         for n in config.stager_customers
     ]
@@ -52,25 +32,25 @@ def targets(config: BenchConfig) -> list[Target]:
         # Held open loop at a share of raw Postgres: the rate kept (1% for the sender's clock),
         # and no growing lag, i.e. never a second of events behind.
         Target("pipeline.steady/raw.postgres", f"held at {share:.0%} of raw Postgres",
-               _ratio("pipeline.steady.events_per_s", "raw.postgres.rows_per_s"),
+               ratio("pipeline.steady.events_per_s", "raw.postgres.rows_per_s"),
                lambda v: v >= 0.99 * share, ratio=True),
         Target("pipeline.steady.lag", "lag < 1 s of events (not growing)",
-               _figure("pipeline.steady.max_lag_s"), lambda v: v < 1, ratio=False),
-        Target("e2e.counts", "p99 < 250 ms", _figure("e2e.counts.p99_ms"), lambda v: v < 250, ratio=False),
-        Target("e2e.timeline", "p99 < 250 ms", _figure("e2e.timeline.p99_ms"), lambda v: v < 250,
+               figure("pipeline.steady.max_lag_s"), lambda v: v < 1, ratio=False),
+        Target("e2e.counts", "p99 < 250 ms", figure("e2e.counts.p99_ms"), lambda v: v < 250, ratio=False),
+        Target("e2e.timeline", "p99 < 250 ms", figure("e2e.timeline.p99_ms"), lambda v: v < 250,
                ratio=False),
-        Target("api.counts", "p99 < 5 ms", _figure("api.counts.p99_ms"), lambda v: v < 5, ratio=False),
-        Target("api.timeline", "p99 < 20 ms", _figure("api.timeline.p99_ms"), lambda v: v < 20,
+        Target("api.counts", "p99 < 5 ms", figure("api.counts.p99_ms"), lambda v: v < 5, ratio=False),
+        Target("api.timeline", "p99 < 20 ms", figure("api.timeline.p99_ms"), lambda v: v < 20,
                ratio=False),
-        Target("soak.drain", "lag back to 0 within 5 s", _figure("soak.drain_s"), lambda v: v <= 5,
+        Target("soak.drain", "lag back to 0 within 5 s", figure("soak.drain_s"), lambda v: v <= 5,
                ratio=False),
     ]
     result += [
-        Target(f"soak.rss.{kind}", "RSS drift < 10%", _figure(f"soak.rss_drift_pct.{kind}"),
+        Target(f"soak.rss.{kind}", "RSS drift < 10%", figure(f"soak.rss_drift_pct.{kind}"),
                lambda v: v < 10, ratio=False)
         for kind in ("ingest", "stager", "api")
     ]
-    return result
+    return result + report_actions.targets()
 
 
 def checks(results: Results, config: BenchConfig) -> list[dict[str, Any]]:
@@ -211,6 +191,7 @@ def _rows(report: dict[str, Any], results: Results) -> list[tuple[str, str, str]
          _n(v("soak.max_lag_events"), "events"), "—"),
         ("Soak: lag back to 0 after the load stopped", _n(v("soak.drain_s"), "s"), "soak.drain"),
     ]
+    rows += report_actions.rows(report, results, _n, _latency)
     for kind in ("ingest", "stager", "api"):
         rows.append((f"Soak: {kind} RSS drift (end vs after warm-up)",
                      _n(v(f"soak.rss_drift_pct.{kind}"), "%"), f"soak.rss.{kind}"))

@@ -30,9 +30,9 @@ from stageline_shared.database import async_url, make_engine
 from stageline_shared.keys import KINDS, create_key
 from stageline_shared.migrate import upgrade
 
-Kind = Literal["ingest", "stager", "api"]
+Kind = Literal["ingest", "stager", "api", "dispatcher"]
 _PORT_VARS = {"ingest": "STAGELINE_INGEST_PORT", "stager": "STAGELINE_STAGER_PORT",
-              "api": "STAGELINE_API_PORT"}
+              "api": "STAGELINE_API_PORT", "dispatcher": "STAGELINE_DISPATCHER_PORT"}
 
 
 def plain_url(url: str) -> str:
@@ -231,6 +231,7 @@ class BenchStack:
             "STAGELINE_TOPIC_PARTITIONS": str(self.config.partitions),
             # The benchmark is one key sending as fast as it can: lift the per-key rate limit.
             "STAGELINE_RATE_LIMIT_RPS": "1e9", "STAGELINE_RATE_LIMIT_BURST": "1e9",
+            "STAGELINE_CHANGES_TOPIC": f"{topic}.changes", "STAGELINE_WEBHOOK_ALLOW": "loopback",
             "PYTHONUNBUFFERED": "1", _PORT_VARS[kind]: str(port),
         }
         if self.config.journeys_file is not None:

@@ -32,6 +32,7 @@ class DevSettings(BaseSettings):
     api_port: int = 8000
     ingest_port: int = 8001
     stager_port: int = 8002
+    dispatcher_port: int = 8003
     data_dir: Path = Path(".stageline")
 
 
@@ -39,7 +40,8 @@ SAMPLE = """
 Stageline is running.
   API      http://127.0.0.1:{api}  (docs: http://127.0.0.1:{api}/docs)
   ingest   http://127.0.0.1:{ingest}/v1/events
-  metrics  http://127.0.0.1:{ingest}/metrics  http://127.0.0.1:{stager}/metrics  http://127.0.0.1:{api}/metrics
+  metrics  http://127.0.0.1:{ingest}/metrics  http://127.0.0.1:{stager}/metrics  http://127.0.0.1:{dispatcher}/metrics
+           http://127.0.0.1:{api}/metrics
   broker   {bootstrap}
   database {database}
   logs     {logs}
@@ -47,7 +49,7 @@ Stageline is running.
 Development keys (new each start; the previous run's are revoked; shown only here):
   write    {write}  (ingest, source "dev")
   read     {read}  (API)
-  admin    {admin}  (API, /v1/admin/keys)
+  admin    {admin}  (API, /v1/admin/keys and /v1/admin/webhooks)
 
 Try:
   curl -s -X POST http://127.0.0.1:{ingest}/v1/events -u {write}: \\
@@ -55,6 +57,9 @@ Try:
        -d '{{"customer_id": "c-1", "event": "Product Viewed", "channel": "web"}}'
   curl -s http://127.0.0.1:{api}/v1/journeys/ecommerce/stages -H "Authorization: Bearer {read}"
   curl -s http://127.0.0.1:{api}/v1/customers/c-1/timeline -H "Authorization: Bearer {read}"
+  curl -s http://127.0.0.1:{api}/v1/journeys/ecommerce/stages/interest/customers \\
+       -H "Authorization: Bearer {read}"
+  curl -s http://127.0.0.1:{api}/v1/changes -H "Authorization: Bearer {read}"
   curl -s http://127.0.0.1:{api}/v1/admin/keys -H "Authorization: Bearer {admin}"
 
 Ctrl-C stops everything.
@@ -96,11 +101,15 @@ def run() -> None:
             "STAGELINE_API_PORT": str(settings.api_port),
             "STAGELINE_INGEST_PORT": str(settings.ingest_port),
             "STAGELINE_STAGER_PORT": str(settings.stager_port),
+            "STAGELINE_DISPATCHER_PORT": str(settings.dispatcher_port),
+            # Webhooks to a receiver on this machine (refused by default in production).
+            "STAGELINE_WEBHOOK_ALLOW": os.environ.get("STAGELINE_WEBHOOK_ALLOW", "loopback"),
             "PYTHONUNBUFFERED": "1",
         }
         for name, module, port in (
             ("ingest", "stageline_ingest", settings.ingest_port),
             ("stager", "stageline_stager", settings.stager_port),
+            ("dispatcher", "stageline_dispatcher", settings.dispatcher_port),
             ("api", "stageline_api", settings.api_port),
         ):
             service = ServiceProcess(
@@ -110,6 +119,7 @@ def run() -> None:
             service.start()
         print(SAMPLE.format(
             api=settings.api_port, ingest=settings.ingest_port, stager=settings.stager_port,
+            dispatcher=settings.dispatcher_port,
             bootstrap=bootstrap, database=database_url, logs=logs.resolve(), **keys,
         ), flush=True)
         while not stopping.wait(1):

@@ -5,6 +5,8 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -14,7 +16,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 metadata = MetaData()
 
@@ -47,6 +49,8 @@ customer_stages = Table(
     Column("entered_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("journey", "customer_id"),
+    # Audiences: who is in a stage, in (entered_at, customer_id) keyset order.
+    Index("customer_stages_audience", "journey", "stage", "entered_at", "customer_id"),
 )
 
 # The journey engine's state of one customer in every journey (stage, when entered, per rule:
@@ -130,4 +134,72 @@ api_keys = Table(
     Column("key_hash", Text, nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# The outbox of stage changes, merges and erasures, written in the stager's batch transaction.
+# `position` is the feed's order, given by the relay (dispatcher) after commit.
+stage_changes = Table(
+    "stage_changes",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("position", BigInteger, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("journey", Text),
+    Column("customer_id", Text, nullable=False),
+    Column("from_stage", Text),
+    Column("to_stage", Text),
+    Column("merged_id", Text),
+    Column("event_id", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# One row each: the highest position given (relays lock it) and the highest published to Kafka.
+feed_head = Table(
+    "feed_head", metadata,
+    Column("one", Boolean, primary_key=True, server_default="true"),
+    Column("position", BigInteger, nullable=False, server_default="0"),
+)
+feed_published = Table(
+    "feed_published", metadata,
+    Column("one", Boolean, primary_key=True, server_default="true"),
+    Column("position", BigInteger, nullable=False, server_default="0"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("journeys", ARRAY(Text)),
+    Column("to_stages", ARRAY(Text)),
+    Column("description", Text),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_secret_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("disabled_at", DateTime(timezone=True)),
+    Column("disabled_reason", Text),
+)
+
+# One row per (endpoint, change): created with the change's position, leased by one dispatcher.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("endpoint_id", Text, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("change_id", BigInteger, ForeignKey("stage_changes.id", ondelete="CASCADE"), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("leased_until", DateTime(timezone=True)),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("latency_ms", Float),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("webhook_deliveries_endpoint", "endpoint_id", "id"),
+    Index("webhook_deliveries_change", "change_id"),
 )

@@ -54,6 +54,13 @@ PATH_ROUTES: list[tuple[str, str]] = [
     ("DELETE", "/v1/customers/{customer_id}"),
     ("GET", "/v1/journeys/{journey}/stages"),
     ("DELETE", "/v1/admin/keys/{key_id}"),
+    ("GET", "/v1/journeys/{journey}/stages/{stage}/customers"),
+    ("GET", "/v1/admin/webhooks/{endpoint_id}"),
+    ("DELETE", "/v1/admin/webhooks/{endpoint_id}"),
+    ("POST", "/v1/admin/webhooks/{endpoint_id}/rotate-secret"),
+    ("POST", "/v1/admin/webhooks/{endpoint_id}/enable"),
+    ("GET", "/v1/admin/webhooks/{endpoint_id}/deliveries"),
+    ("POST", "/v1/admin/webhooks/{endpoint_id}/replay"),
 ]
 URL_OR_PARAMETER = {"malformed_url", "invalid_request"}
 
@@ -101,6 +108,35 @@ HOSTILE_QUERIES: list[tuple[str, str, str, str | set[str]]] = [
     ("repeated-journey", "/v1/customers/alice", "journey=shop&journey=shop", "invalid_request"),
     ("repeated-cursor", "/v1/customers/alice/timeline", "cursor=a&cursor=b", "invalid_request"),
     ("invalid-utf8-name", "/v1/customers/alice", "%FF=1", "malformed_url"),
+]
+# (case, method, route, query, codes): the routes acting on stages (audiences, the feed, webhooks).
+AUDIENCE = "/v1/journeys/shop/stages/intent/customers"
+WEBHOOK = "/v1/admin/webhooks/wh_000000000000"
+TIMES = [("naive", "2026-11-01T12:00:00"), ("word", "yesterday"), ("nul", "%00"), ("huge", "9" * 5000),
+         ("invalid-utf8", "%FF"), ("empty", "")]
+ACTION_QUERIES: list[tuple[str, str, str, str, str | set[str]]] = [
+    *[(f"{name}-{case}", "GET", AUDIENCE, f"{name}={value}", URL_OR_PARAMETER)
+      for name in ("entered_before", "entered_after") for case, value in TIMES],
+    *[(f"limit-{case}", "GET", route, f"limit={value}", URL_OR_PARAMETER)
+      for route in (AUDIENCE, "/v1/changes", f"{WEBHOOK}/deliveries")
+      for case, value in [("zero", "0"), ("over", "1001"), ("word", "ten"), ("nul", "%00")]],
+    *[(f"cursor-{name}", "GET", AUDIENCE, f"cursor={value}", {"invalid_cursor", "malformed_url"})
+      for name, value in BAD_CURSORS],
+    *[(f"after-{case}", "GET", "/v1/changes", f"after={value}", {"invalid_cursor", "malformed_url"})
+      for case, value in [("negative", "-1"), ("word", "x"), ("huge", "9" * 30), ("nul", "%00"),
+                          ("invalid-utf8", "%FF")]],
+    *[(f"journey-{name}", "GET", "/v1/changes", f"journey={value}", URL_OR_PARAMETER)
+      for name, value in [*HOSTILE_PATH_VALUES, ("unknown-shape", "Shop")]],
+    *[(f"status-{case}", "GET", f"{WEBHOOK}/deliveries", f"status={value}", URL_OR_PARAMETER)
+      for case, value in [("unknown", "sent"), ("nul", "%00"), ("sql", "pending'--")]],
+    *[(f"cursor-{case}", "GET", f"{WEBHOOK}/deliveries", f"cursor={value}", {"invalid_cursor", "malformed_url"})
+      for case, value in [("word", "x"), ("huge", "9" * 30), ("nul", "%00")]],
+    *[(f"grace-{case}", "POST", f"{WEBHOOK}/rotate-secret", f"grace_seconds={value}", URL_OR_PARAMETER)
+      for case, value in [("negative", "-1"), ("over", "1e9"), ("word", "x"), ("nan", "NaN")]],
+    *[(f"since-{case}", "POST", f"{WEBHOOK}/replay", f"since={value}", URL_OR_PARAMETER)
+      for case, value in TIMES],
+    ("repeated-limit", "GET", AUDIENCE, "limit=1&limit=2", "invalid_request"),
+    ("repeated-after", "GET", "/v1/changes", "after=1&after=2", "invalid_request"),
 ]
 # (case, service, method, target, code): ingest's and the stager's routes take no parameters,
 # but a URL that is not UTF-8 is refused before routing, and an unknown path is a JSON 404.
@@ -196,7 +232,9 @@ def assert_refused(response: httpx.Response, codes: str | set[str]) -> None:
 async def test_hostile_path_values_are_refused(services: Services, method: str, route: str,
                                                case: str, value: str) -> None:
     before = await services.produced.count()
-    target = route.replace("{customer_id}", value).replace("{journey}", value).replace("{key_id}", value)
+    target = route
+    for name in ("customer_id", "journey", "stage", "key_id", "endpoint_id"):
+        target = target.replace(f"{{{name}}}", value)
     assert_refused(await _send(services, "api", method, target), URL_OR_PARAMETER)
     # Never an erase request for an id that could not be a customer's (it would be dead-lettered).
     assert await services.produced.count() == before
@@ -213,6 +251,14 @@ async def test_an_id_with_a_slash_and_a_nul_is_refused(services: Services) -> No
 async def test_hostile_query_values_are_refused(services: Services, case: str, route: str, query: str,
                                                 codes: str | set[str]) -> None:
     assert_refused(await _send(services, "api", "GET", f"{route}?{query}"), codes)
+
+
+@pytest.mark.parametrize(("case", "method", "route", "query", "codes"), ACTION_QUERIES,
+                         ids=[f"{route.rsplit('/', 1)[-1]}-{case}" for case, _, route, _, _ in ACTION_QUERIES])
+async def test_hostile_query_values_of_the_stage_actions_are_refused(
+    services: Services, case: str, method: str, route: str, query: str, codes: str | set[str]
+) -> None:
+    assert_refused(await _send(services, "api", method, f"{route}?{query}"), codes)
 
 
 @pytest.mark.parametrize(("case", "service", "method", "target", "code"), OTHER_SERVICES,
@@ -248,7 +294,7 @@ async def test_the_good_values_still_work(services: Services) -> None:
 
 async def test_every_route_with_parameters_is_covered(services: Services) -> None:
     """A route with a path or query parameter added later must join the tables above."""
-    covered_query = {route for _, route, _, _ in HOSTILE_QUERIES}
+    covered_query = {route for _, route, _, _ in HOSTILE_QUERIES} | {route for _, _, route, _, _ in ACTION_QUERIES}
     for service in ("api", "ingest"):
         spec = (await _send(services, service, "GET", "/openapi.json")).json()
         for path, operations in spec["paths"].items():
@@ -257,5 +303,6 @@ async def test_every_route_with_parameters_is_covered(services: Services) -> Non
                 if "path" in where:
                     assert (method.upper(), path) in PATH_ROUTES, (service, method, path)
                 if "query" in where:
-                    example = path.replace("{customer_id}", "alice")
+                    example = path.replace("{customer_id}", "alice").replace("{journey}", "shop") \
+                        .replace("{stage}", "intent").replace("{endpoint_id}", "wh_000000000000")
                     assert example in covered_query, (service, method, path)

@@ -25,7 +25,9 @@ EXPECTED = {
     "stager.growth.cpu_us_per_event", "pipeline.events_per_s", "e2e.events_per_s",
     *(f"pipeline.steady.{m}" for m in ("events_per_s", "max_lag_events", "max_lag_s", "drain_s")),
     *(f"e2e.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "max_ms")),
-    *(f"api.{what}.{m}" for what in ("counts", "timeline") for m in ("p50_ms", "p99_ms", "requests_per_s")),
+    *(f"api.{what}.{m}" for what in ("counts", "timeline", "audience") for m in ("p50_ms", "p99_ms", "requests_per_s")),
+    "api.export.rows_per_s", "webhooks.raw_http.requests_per_s", "webhooks.dispatcher.deliveries_per_s",
+    "webhooks.e2e.events_per_s", *(f"webhooks.e2e.{m}" for m in ("p50_ms", "p99_ms", "max_ms")),
 }
 
 
@@ -52,7 +54,7 @@ def test_quick_bench_produces_every_figure(broker: Broker, pg_server: str, tmp_p
                for check in report["checks"])
     assert report["details"]["pipeline_steady"]["events_acked"] > 0
     assert report["machine"]["nproc"] and report["machine"]["postgres"]
-    assert {m["service"] for m in report["memory"]} == {"ingest", "stager", "api"}
+    assert {m["service"] for m in report["memory"]} == {"ingest", "stager", "dispatcher", "api"}
     assert all(m["rss_before_mb"] > 0 and m["rss_after_mb"] > 0 for m in report["memory"])
     # The load generator's event ids are unique: every record the pipeline applied was new.
     assert report["details"]["pipeline"]["duplicates"] == 0

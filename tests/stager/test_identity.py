@@ -8,16 +8,14 @@ real broker with two stager processes and read through the API.
 import asyncio
 import random
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stageline_shared.contract.record import Touchpoint, TouchpointType
+from stageline_shared.contract.record import Touchpoint
 from stageline_shared.database import make_engine
 from stageline_shared.journeys import load_journeys
 from stageline_stager.batch import apply_touchpoints
@@ -25,46 +23,11 @@ from stageline_stager.engine import JourneyEngine
 from stageline_stager.repository.identities import lock_identities
 from tests.fixtures.events import STAGES
 from tests.fixtures.expected import expected_stages
+from tests.fixtures.identities import person, produce, touchpoint
 from tests.fixtures.polling import wait_applied
 from tests.fixtures.stack import Stack, plain_url
 
 pytestmark = pytest.mark.integration
-BASE = datetime(2026, 11, 1, tzinfo=UTC)
-NAMES = ["Ad Clicked", "Product Viewed", "Review Read", "Product Added", "Order Completed",
-         "Ticket Resolved", "Review Written"]
-
-
-def touchpoint(event_id: str, minute: int, event: str, *, user: str | None = None,
-               anon: str | None = None, type_: TouchpointType = "track", previous: str | None = None) -> Touchpoint:
-    at = BASE + timedelta(minutes=minute)
-    return Touchpoint(
-        type=type_, event_id=event_id, customer_id=user or anon or "", event=event,
-        occurred_at=at, received_at=at, user_id=user, anonymous_id=anon, previous_id=previous,
-    )
-
-
-def person(n: int, rng: random.Random) -> list[Touchpoint]:
-    """One person: three devices browsing anonymously, an old user id, logins linking them, and a
-    rename (alias of the user id itself to a new one), so that merges chain: an id absorbs
-    another and is then absorbed, within one batch or across batches."""
-    user, old, new = f"user-{n}", f"old-user-{n}", f"new-user-{n}"
-    devices = [f"anon-{n}-{d}" for d in range(3)]
-    events: list[Touchpoint] = []
-    for index in range(12):
-        device = devices[index % 3]
-        events.append(touchpoint(f"{n}-a{index}", rng.randrange(600), rng.choice(NAMES), anon=device))
-    events += [touchpoint(f"{n}-u{i}", rng.randrange(600), rng.choice(NAMES), user=user) for i in range(3)]
-    events.append(touchpoint(f"{n}-o0", rng.randrange(600), rng.choice(NAMES), user=old))
-    events += [
-        touchpoint(f"{n}-id", rng.randrange(600), "Identified", user=user, anon=devices[0], type_="identify"),
-        touchpoint(f"{n}-both", rng.randrange(600), rng.choice(NAMES), user=user, anon=devices[1]),
-        touchpoint(f"{n}-al", rng.randrange(600), "Alias", user=user, previous=devices[2], type_="alias"),
-        touchpoint(f"{n}-al2", rng.randrange(600), "Alias", user=user, previous=old, type_="alias"),
-        touchpoint(f"{n}-rename", rng.randrange(600), "Alias", user=new, previous=user, type_="alias"),
-    ]
-    return events
-
-
 def as_raw(events: list[Touchpoint], owner: dict[str, str]) -> list[dict[str, Any]]:
     """The reference model's input: every event attributed to the person it belongs to."""
     return [{"event_id": t.event_id, "customer_id": owner[t.customer_id], "event": t.event,
@@ -153,16 +116,6 @@ def test_any_interleaving_and_batching_gives_one_customer(
         return await snapshot(database_url)
 
     check_one_customer_each(asyncio.run(run()), events, people=2)
-
-
-async def produce(bootstrap: str, topic: str, events: list[Touchpoint]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, t.to_json(), key=t.customer_id.encode()) for t in events]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def test_two_stagers_stitch_across_partitions(stack: Stack) -> None:

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from stageline_api import admin, privacy
+from stageline_api import admin, audiences, changes, privacy, webhooks
 from stageline_api.endpoints import router
 from stageline_api.privacy import EraseProducer
 from stageline_api.settings import ApiSettings
@@ -45,7 +45,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(Utf8Urls)  # inside the request metric: its refusals are counted too
     instrument(app, "api")
     app.include_router(router)
+    app.include_router(audiences.router)
+    app.include_router(changes.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
     app.include_router(privacy.router)
     app.include_router(probes.router)
     return app

@@ -45,7 +45,8 @@ async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
 Conn = Annotated[AsyncConnection, Depends(connection)]
 
 
-def _journey(request: Request, name: str) -> Journey:
+def journey_of(request: Request, name: str) -> Journey:
+    """The journey named, or 404 `unknown_journey` listing the known ones."""
     journeys: dict[str, Journey] = request.app.state.journeys
     if name not in journeys:
         raise ApiError(404, "unknown_journey", f"journey {name[:100]!r} is not defined; "
@@ -66,7 +67,7 @@ async def list_journeys(request: Request) -> JourneyList:
 @router.get("/v1/journeys/{journey}/stages", responses=NOT_FOUND)
 async def journey_stages(request: Request, journey: JourneyPath, conn: Conn) -> StageCounts:
     """Customers currently in each stage, from the counters the stager maintains."""
-    definition = _journey(request, journey)
+    definition = journey_of(request, journey)
     counts = await repository.stage_counts(conn, definition.name)
     stages = [StageCount(stage=s, customers=counts.get(s, 0)) for s in definition.stages]
     return StageCounts(journey=definition.name, stages=stages, total=sum(s.customers for s in stages))
@@ -89,7 +90,7 @@ async def customer_timeline(
     Any of the customer's ids works: an anonymous id answers with the customer it merged into.
     """
     if journey is not None:
-        _journey(request, journey)
+        journey_of(request, journey)
     customer_id, _ = await repository.resolve(conn, customer_id)
     rows = await repository.timeline(conn, customer_id, journey, after or cursor.START, limit + 1)
     if not rows and after is None:
@@ -120,7 +121,7 @@ async def customer(
     Any linked id (anonymous or known) answers with the customer it belongs to.
     """
     if journey is not None:
-        _journey(request, journey)
+        journey_of(request, journey)
     customer_id, aliases = await repository.resolve(conn, customer_id)
     last = await repository.last_touchpoint(conn, customer_id)
     if last is None:

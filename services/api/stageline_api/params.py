@@ -22,6 +22,7 @@ CustomerIdPath = Annotated[CustomerId, Path(
     description=f"Any of the customer's ids, percent-encoded: {CUSTOMER_ID.min}-{CUSTOMER_ID.max} "
                 "characters, not blank, no control characters")]
 JourneyPath = Annotated[Name, Path(description="A journey's name")]
+StagePath = Annotated[Name, Path(description="One of the journey's stages")]
 JourneyQuery = Annotated[Name | None, Query(description="Only this journey")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page")]
 KeyIdPath = Annotated[str, Path(pattern=KEY_ID_PATTERN, description="The key's id")]

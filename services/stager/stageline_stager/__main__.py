@@ -5,7 +5,6 @@ import logging
 import signal
 import sys
 
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,22 +13,12 @@ from stageline_shared.gc_tuning import tune_gc
 from stageline_shared.journeys import JourneyDefinitionError, load_journeys
 from stageline_shared.kafka import ensure_topics
 from stageline_shared.logs import setup_logging
+from stageline_shared.ops_http import embedded_server, new_event_loop, ops_app
 from stageline_stager.consumer import StagerLoop
 from stageline_stager.engine import JourneyEngine
-from stageline_stager.http import EmbeddedServer, make_app
 from stageline_stager.settings import StagerSettings
 
 log = logging.getLogger("stageline_stager")
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """libuv's event loop (uvloop) where installed: asyncio's own selector loop spends much more
-    of the stager's CPU in socket reads and writes."""
-    try:
-        import uvloop
-    except ImportError:  # not built for Windows
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 async def _log_commit_mode(db: AsyncEngine) -> None:
@@ -54,10 +43,8 @@ async def serve(settings: StagerSettings) -> None:
                      server_settings={"synchronous_commit": settings.synchronous_commit})
     await _log_commit_mode(db)
     loop = StagerLoop(settings, db, [JourneyEngine(j) for j in journeys.values()], cluster_id)
-    server = EmbeddedServer(uvicorn.Config(
-        make_app(settings, db), host=settings.stager_host,
-        port=settings.stager_port, log_level="warning", lifespan="off",
-    ))
+    server = embedded_server(ops_app("stager", settings, db), settings.stager_host,
+                             settings.stager_port)
     running = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         running.add_signal_handler(sig, loop.stop)

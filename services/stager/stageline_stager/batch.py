@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stageline_shared.contract.record import TouchpointFields
+from stageline_shared.raw_connection import connection
 from stageline_stager.engine import JourneyEngine, Transition
 from stageline_stager.merges import Conflict, event_ids, plan_links
 from stageline_stager.plan import (
@@ -22,8 +23,7 @@ from stageline_stager.plan import (
     split_batch,
     without_suppressed,
 )
-from stageline_stager.repository import progress, touchpoints
-from stageline_stager.repository.connection import connection
+from stageline_stager.repository import changes, progress, touchpoints
 from stageline_stager.repository.identities import (
     erase,
     forget_identities,
@@ -66,8 +66,8 @@ async def apply_touchpoints(
 
     Order inside the transaction: lock the batch's identities (id order), drop events of erased
     ids, plan and apply merges, insert touchpoints (duplicates skipped), then lock the affected
-    customers' progress rows (customer order) and write progress, changed stages, transitions
-    and counts.
+    customers' progress rows (customer order) and write progress, changed stages, transitions,
+    the outbox of the change feed and counts.
     Erase requests run last, so an erase removes what its own batch stored too.
     """
     engines = list(engines)
@@ -102,13 +102,16 @@ async def apply_touchpoints(
             await progress.forget_customers(raw, plan.forgotten)
             await progress.write_progress(raw, plan.progress, plan.moved)
             await progress.write_transitions(raw, plan.transitions)
+            await changes.write_changes(raw, merges, plan.transitions)
             outcome.transitions = plan.transitions
             deltas.update(plan.deltas)
 
     for request in intake.erasures:
-        left = await erase(raw, request.customer_id, request.event_id)
+        erased = await erase(raw, request.customer_id, request.event_id)
+        await changes.write_erasure(raw, erased.customer, erased.ids, request.event_id,
+                                    request.occurred_at)
         outcome.erased += 1
-        for journey, stage in left:
+        for journey, stage in erased.left:
             deltas.move(journey, stage, None)
     await progress.add_counts(raw, deltas.changed())
     return outcome

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stageline_shared.contract.record import TouchpointFields
 from stageline_shared.postgres_errors import refused_data
+from stageline_shared.raw_connection import connection
 from stageline_stager.batch import BatchOutcome, apply_touchpoints
 from stageline_stager.dead_letter import Rejected, send_to_dead_letter
 from stageline_stager.engine import JourneyEngine
-from stageline_stager.repository.connection import connection
 from stageline_stager.repository.offsets import store_offsets
 from stageline_stager.retry import Retrier
 from stageline_stager.settings import StagerSettings

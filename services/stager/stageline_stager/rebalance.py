@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stageline_shared.raw_connection import connection
 from stageline_stager import metrics
-from stageline_stager.repository.connection import connection
 from stageline_stager.repository.offsets import read_offsets
 from stageline_stager.retry import Retrier
 from stageline_stager.settings import StagerSettings

@@ -8,9 +8,10 @@ batch makes is decided in merges.py.
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+from stageline_shared.raw_connection import Connection, pairs
 from stageline_stager.merges import Merge
-from stageline_stager.repository.connection import Connection, pairs
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,20 @@ async def repoint(raw: Connection, merge: Merge) -> None:
                       merge.source, merge.target)
 
 
-async def erase(raw: Connection, key: str, event_id: str) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Erased:
+    """The customer an erase request removed, every id it had, and the (journey, stage) each of
+    its stages was in (for the counters)."""
+
+    customer: str
+    ids: list[str]
+    left: list[tuple[str, str]]
+
+
+async def erase(raw: Connection, key: str, event_id: str) -> Erased:
     """Erase the customer `key` belongs to: every id, touchpoint, stage and transition.
 
-    All its ids are suppressed from then on. Returns the (journey, stage) each of the customer's
-    stages was in, for the counters.
+    All its ids are suppressed from then on.
     """
     canon = await lock_identities(raw, [key])
     customer = canon[key]
@@ -94,4 +104,4 @@ async def erase(raw: Connection, key: str, event_id: str) -> list[tuple[str, str
         ON CONFLICT (id) DO NOTHING
     """, ids, event_id)
     log.info("erased customer (%d ids) for erase event %s", len(ids), event_id)
-    return left
+    return Erased(customer, ids, left)

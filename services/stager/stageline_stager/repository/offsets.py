@@ -3,7 +3,7 @@ of the records before it, in the same transaction."""
 
 from collections.abc import Mapping, Sequence
 
-from stageline_stager.repository.connection import Connection
+from stageline_shared.raw_connection import Connection
 
 # GREATEST: a batch finishing late on a stager that already lost the partition must not move
 # the offset back under the new owner.

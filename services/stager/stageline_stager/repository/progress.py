@@ -15,9 +15,9 @@ from collections.abc import Collection, Sequence
 
 import msgspec
 
+from stageline_shared.raw_connection import Connection
 from stageline_stager.engine import CustomerState, from_micros
 from stageline_stager.plan import JourneyTransition, Progress
-from stageline_stager.repository.connection import Connection
 
 # Rows are locked in customer_id order: two stagers that meet on one customer during a rebalance
 # queue behind each other instead of deadlocking. A customer with no row yet needs no lock here:

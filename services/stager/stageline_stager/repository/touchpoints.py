@@ -9,7 +9,7 @@ import asyncpg
 import orjson
 
 from stageline_shared.contract.record import TouchpointFields
-from stageline_stager.repository.connection import Connection
+from stageline_shared.raw_connection import Connection
 
 # Staging tables live per connection and empty themselves at commit; creating them is a no-op
 # once they exist (and is undone with a rolled-back first batch, so it is repeated every batch).

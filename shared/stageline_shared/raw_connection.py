@@ -1,4 +1,5 @@
-"""The asyncpg connection the stores write on, typed (asyncpg ships no type hints)."""
+"""The asyncpg connection under a SQLAlchemy one, typed (asyncpg ships no type hints): what the
+stager's stores and the dispatcher write on where COPY, arrays or row locks need the driver."""
 
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, cast
@@ -22,6 +23,10 @@ class Connection(Protocol):
     async def execute(self, query: str, *args: Any) -> str: ...
 
     async def fetch(self, query: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
 
     async def copy_records_to_table(
         self, table_name: str, *, records: Iterable[Sequence[Any]], columns: Sequence[str]
