@@ -23,6 +23,14 @@ WEBHOOK_TYPES: dict[str, str] = {
     "erase": "customer.erased",
 }
 
+# Whether webhook endpoint `e` takes change `c` (SQL, on those aliases): stage changes through its
+# filters; merges and erasures always, as a CRM told of a customer must be able to follow it being
+# merged or forgotten. The relay's fan-out and the admin API's replay both select with it.
+ENDPOINT_TAKES = """(
+    c.kind <> 'stage' OR (
+        (e.journeys IS NULL OR c.journey = ANY(e.journeys))
+        AND (e.to_stages IS NULL OR c.to_stage = ANY(e.to_stages))))"""
+
 # The stage_changes columns an item is built from, for SELECT lists.
 COLUMNS = ("position", "kind", "journey", "customer_id", "from_stage", "to_stage", "merged_id",
            "event_id", "occurred_at", "recorded_at")

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from stageline_shared import feed
+
 ENDPOINT_ID_PATTERN = r"^wh_[0-9a-f]{12}$"
 _PUBLIC = ("id, url, journeys, to_stages, description, created_at, disabled_at, disabled_reason, "
            "previous_secret_until")
@@ -90,15 +92,12 @@ async def deliveries(conn: AsyncConnection, endpoint_id: str, status: str | None
 async def replay(conn: AsyncConnection, endpoint_id: str, since: datetime) -> int:
     """Queue again every change recorded since `since` that the endpoint's filters take and that
     is not pending for it already (a second pending copy could be sent beside the first)."""
-    result = await conn.execute(text("""
+    result = await conn.execute(text(f"""
         INSERT INTO webhook_deliveries (endpoint_id, change_id, position, customer_id)
         SELECT e.id, c.id, c.position, c.customer_id
         FROM webhook_endpoints e JOIN stage_changes c ON c.position IS NOT NULL
             AND c.position <= (SELECT position FROM feed_head)
-            AND c.recorded_at >= :since AND (
-                c.kind <> 'stage' OR (
-                    (e.journeys IS NULL OR c.journey = ANY(e.journeys))
-                    AND (e.to_stages IS NULL OR c.to_stage = ANY(e.to_stages))))
+            AND c.recorded_at >= :since AND {feed.ENDPOINT_TAKES}
         WHERE e.id = :endpoint AND NOT EXISTS (
             SELECT 1 FROM webhook_deliveries p
             WHERE p.endpoint_id = e.id AND p.change_id = c.id AND p.status = 'pending')

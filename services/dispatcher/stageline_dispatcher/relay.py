@@ -15,6 +15,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stageline_shared import feed
 from stageline_shared.raw_connection import connection
 
 log = logging.getLogger(__name__)
@@ -30,16 +31,11 @@ _POSITION = """
     RETURNING c.position
 """
 
-# Merges and erasures go to every endpoint: a CRM that was told about a customer must be able to
-# follow it being merged or forgotten, whatever stages it listens for.
-_FAN_OUT = """
+_FAN_OUT = f"""
     INSERT INTO webhook_deliveries (endpoint_id, change_id, position, customer_id)
     SELECT e.id, c.id, c.position, c.customer_id
     FROM stage_changes c
-    JOIN webhook_endpoints e ON e.disabled_at IS NULL AND (
-        c.kind <> 'stage' OR (
-            (e.journeys IS NULL OR c.journey = ANY(e.journeys))
-            AND (e.to_stages IS NULL OR c.to_stage = ANY(e.to_stages))))
+    JOIN webhook_endpoints e ON e.disabled_at IS NULL AND {feed.ENDPOINT_TAKES}
     WHERE c.position > $1 AND c.position <= $2
     ORDER BY c.position, e.id
 """
