@@ -123,14 +123,14 @@ ACTION_QUERIES: list[tuple[str, str, str, str, str | set[str]]] = [
     *[(f"cursor-{name}", "GET", AUDIENCE, f"cursor={value}", {"invalid_cursor", "malformed_url"})
       for name, value in BAD_CURSORS],
     *[(f"after-{case}", "GET", "/v1/changes", f"after={value}", {"invalid_cursor", "malformed_url"})
-      for case, value in [("negative", "-1"), ("word", "x"), ("huge", "9" * 30), ("nul", "%00"),
-                          ("invalid-utf8", "%FF")]],
+      for case, value in [("negative", "-1"), ("word", "x"), ("huge", "9" * 30), ("over-bigint", "9" * 19),
+                          ("nul", "%00"), ("invalid-utf8", "%FF")]],
     *[(f"journey-{name}", "GET", "/v1/changes", f"journey={value}", URL_OR_PARAMETER)
       for name, value in [*HOSTILE_PATH_VALUES, ("unknown-shape", "Shop")]],
     *[(f"status-{case}", "GET", f"{WEBHOOK}/deliveries", f"status={value}", URL_OR_PARAMETER)
       for case, value in [("unknown", "sent"), ("nul", "%00"), ("sql", "pending'--")]],
     *[(f"cursor-{case}", "GET", f"{WEBHOOK}/deliveries", f"cursor={value}", {"invalid_cursor", "malformed_url"})
-      for case, value in [("word", "x"), ("huge", "9" * 30), ("nul", "%00")]],
+      for case, value in [("word", "x"), ("huge", "9" * 30), ("over-bigint", "9" * 19), ("nul", "%00")]],
     *[(f"grace-{case}", "POST", f"{WEBHOOK}/rotate-secret", f"grace_seconds={value}", URL_OR_PARAMETER)
       for case, value in [("negative", "-1"), ("over", "1e9"), ("word", "x"), ("nan", "NaN")]],
     *[(f"since-{case}", "POST", f"{WEBHOOK}/replay", f"since={value}", URL_OR_PARAMETER)

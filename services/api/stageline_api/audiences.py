@@ -6,8 +6,6 @@ order, so it costs the same at 10M customers as at 1,000; the cursor is the last
 a server-side cursor, never held in memory.
 """
 
-import base64
-import binascii
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -19,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stageline_api import cursor as cursor_codec
 from stageline_api.auth import AUTH_ERRORS, require_read_key
 from stageline_api.endpoints import Conn, journey_of
 from stageline_api.params import JourneyPath, StagePath, single_values
@@ -37,8 +36,7 @@ Key = tuple[datetime, str]
 
 
 def encode_cursor(key: Key) -> str:
-    raw = orjson.dumps([key[0].isoformat(), key[1]])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursor_codec.pack([key[0].isoformat(), key[1]])
 
 
 def decode_cursor(cursor: str) -> Key:
@@ -47,9 +45,9 @@ def decode_cursor(cursor: str) -> Key:
     if len(cursor) > 4 * CUSTOMER_ID.max:
         raise invalid
     try:
-        at, customer = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        at, customer = cursor_codec.unpack(cursor)
         entered = datetime.fromisoformat(at)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+    except (ValueError, TypeError):
         raise invalid from None
     if type(customer) is not str or entered.tzinfo is None or "\x00" in customer \
             or len(customer) > CUSTOMER_ID.max:

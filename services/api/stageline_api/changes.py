@@ -10,17 +10,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from stageline_api import cursor
 from stageline_api.auth import AUTH_ERRORS, require_read_key
 from stageline_api.endpoints import Conn, journey_of
 from stageline_api.params import JourneyQuery, single_values
 from stageline_api.schemas import Change, ChangePage
 from stageline_shared import feed
-from stageline_shared.errors import ApiError, error_docs
+from stageline_shared.errors import error_docs
 
 router = APIRouter(dependencies=[Depends(require_read_key), Depends(single_values)],
                    responses=AUTH_ERRORS)
-
-MAX_POSITION = 2**63 - 1
 
 # A journey filter keeps merges and erasures: they concern every journey's customers.
 _PAGE = f"""
@@ -28,14 +27,6 @@ _PAGE = f"""
     WHERE position > $1 AND ($2::text IS NULL OR journey = $2 OR kind <> 'stage')
     ORDER BY position LIMIT $3
 """
-
-
-def _position(after: str | None) -> int:
-    if after is None or after == "":
-        return 0
-    if not after.isascii() or not after.isdigit() or len(after) > 19 or int(after) > MAX_POSITION:
-        raise ApiError(400, "invalid_cursor", "after must be a cursor this API returned (a position)")
-    return int(after)
 
 
 @router.get("/v1/changes", response_model_exclude_unset=True, responses=error_docs({
@@ -54,7 +45,7 @@ async def changes(
     when a page is empty: it stays where it is until there is more."""
     if journey is not None:
         journey_of(request, journey)
-    position = _position(after)
+    position = cursor.position(after, "after") if after else 0
     raw: Any = (await conn.get_raw_connection()).driver_connection
     rows = await raw.fetch(_PAGE, position, journey, limit)
     items = [Change(**feed.item(row)) for row in rows]

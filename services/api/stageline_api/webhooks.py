@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from stageline_api import cursor as cursors
 from stageline_api import webhook_store
 from stageline_api.auth import AUTH_ERRORS, require_admin_key
 from stageline_api.params import single_values
@@ -141,11 +142,7 @@ async def list_deliveries(
     cursor: Annotated[str | None, Query(description="The `next_cursor` of the previous page")] = None,
 ) -> DeliveryList:
     """The endpoint's deliveries, newest first: status, attempts, last response, latency."""
-    before = None
-    if cursor is not None:
-        if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19:
-            raise ApiError(400, "invalid_cursor", "cursor is not one this API returned")
-        before = int(cursor)
+    before = None if cursor is None else cursors.position(cursor)
     engine: AsyncEngine = request.app.state.db
     async with engine.connect() as conn:
         if await webhook_store.get_endpoint(conn, endpoint_id) is None:
