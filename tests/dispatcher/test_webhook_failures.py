@@ -20,6 +20,7 @@ from tests.fixtures.webhooks import (
     ingest_events,
     register,
     wait_delivered,
+    wait_disabled,
 )
 
 pytestmark = pytest.mark.integration
@@ -74,10 +75,7 @@ async def test_410_disables_the_endpoint(stack: Stack, tmp_path: Path) -> None:
     try:
         await receiver.plan(then=410)
         await ingest_events(stack, ingest, customers=5, events=20, seed=7)
-
-        async def disabled() -> bool:
-            return (await endpoint_state(stack, api, endpoint["id"]))["disabled_at"] is not None
-        await wait_for(disabled, 30, "the endpoint to be disabled")
+        await wait_disabled(stack, api, endpoint["id"])
         state = await endpoint_state(stack, api, endpoint["id"])
         assert "410" in state["disabled_reason"]
         await asyncio.sleep(1)
@@ -100,10 +98,7 @@ async def test_an_endpoint_failing_past_the_schedule_is_disabled_and_can_be_enab
     try:
         await receiver.plan(then=500)
         await ingest_events(stack, ingest, customers=1, events=3, seed=8)
-
-        async def disabled() -> bool:
-            return (await endpoint_state(stack, api, endpoint["id"]))["disabled_at"] is not None
-        await wait_for(disabled, 30, "the endpoint to be disabled")
+        await wait_disabled(stack, api, endpoint["id"])
         assert [r["status"] for r in await receiver.received()] == [500, 500, 500]
         assert "past the retry schedule" in (await endpoint_state(stack, api, endpoint["id"]))["disabled_reason"]
         assert dispatcher.log_file is not None
